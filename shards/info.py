@@ -1,0 +1,66 @@
+"""`_info.json`: the index of a shard directory.
+
+Its `splits.<name>` entries follow the layout timm's WebDataset reader uses (`name`,
+`num_samples`, `filenames`, `shard_lengths`), so timm can read the shards as they are;
+noisetrace adds per-class counts and the build's options and package versions.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+INFO_NAME = "_info.json"
+FAILURES_NAME = "failures.jsonl"
+
+
+@dataclass(frozen=True)
+class ShardRecord:
+    """What one written shard holds."""
+
+    split: str
+    filename: str  # relative to the output root, e.g. "train/pairs-000003.tar"
+    num_samples: int
+    class_counts: dict[str, int] = field(default_factory=dict)
+
+
+def build_info(records: list[ShardRecord], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Assemble `_info.json` content from shard records, in a deterministic order."""
+    splits: dict[str, Any] = {}
+    for rec in sorted(records, key=lambda r: (r.split, r.filename)):
+        entry = splits.setdefault(
+            rec.split,
+            {"name": rec.split, "num_samples": 0, "filenames": [], "shard_lengths": [], "class_counts": {}},
+        )
+        entry["num_samples"] += rec.num_samples
+        entry["filenames"].append(rec.filename)
+        entry["shard_lengths"].append(rec.num_samples)
+        for label, n in rec.class_counts.items():
+            entry["class_counts"][label] = entry["class_counts"].get(label, 0) + n
+    info: dict[str, Any] = {"name": "noisetrace-pairs", "splits": splits}
+    info.update(extra or {})
+    return info
+
+
+def dumps_info(info: dict[str, Any]) -> str:
+    return json.dumps(info, indent=2, sort_keys=True) + "\n"
+
+
+def read_info(root: str) -> dict[str, Any]:
+    """Read `_info.json` from a local directory or any URL fsspec-free `open` can reach."""
+    with open(_join(root, INFO_NAME), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def split_urls(root: str, split: str, info: dict[str, Any] | None = None) -> list[str]:
+    """The shard URLs of one split, in index order; a clear error when the split is absent."""
+    info = info if info is not None else read_info(root)
+    entry = info.get("splits", {}).get(split)
+    if not entry or not entry["filenames"]:
+        have = sorted(info.get("splits", {}))
+        raise ValueError(f"{root}: no shards for split {split!r} (splits present: {have})")
+    return [_join(root, name) for name in entry["filenames"]]
+
+
+def _join(root: str, name: str) -> str:
+    return f"{root.rstrip('/')}/{name}"

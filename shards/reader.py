@@ -1,0 +1,40 @@
+"""Streaming reads of pair shards with WebDataset: no unpacking, uint8 out.
+
+Decoding stops at uint8 HxWx3 arrays: converting to float and normalising is left to the
+consumer (on the GPU for training), which is what makes the loader fast enough to feed
+one. These are plain functions so they compose as WebDataset stages.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import webdataset as wds
+
+from shards.schema import BACKGROUND, CLS, FACE, META, decode_png
+
+
+def decode_pair(raw: dict[str, Any]) -> dict[str, Any]:
+    """WebDataset raw sample -> {'key', 'face', 'background', 'cls', 'meta', 'url'}."""
+    missing = [s for s in (FACE, BACKGROUND, CLS, META) if s not in raw]
+    if missing:
+        raise ValueError(f"sample {raw.get('__key__')} in {raw.get('__url__')} lacks {missing}")
+    return {
+        "key": raw["__key__"],
+        "face": decode_png(raw[FACE]),
+        "background": decode_png(raw[BACKGROUND]),
+        "cls": int(raw[CLS]),
+        "meta": json.loads(raw[META]),
+        "url": raw.get("__url__", ""),
+    }
+
+
+def iter_pairs(
+    urls: list[str] | str, handler: Callable[[Exception], bool] = wds.reraise_exception
+) -> Iterator[dict[str, Any]]:
+    """Every pair of the given shards in order, decoded; for evaluation and tools."""
+    dataset = wds.WebDataset(
+        urls, shardshuffle=False, empty_check=False, handler=handler, nodesplitter=None
+    ).map(decode_pair, handler=handler)
+    yield from dataset
