@@ -1,0 +1,67 @@
+"""Where the face square and the background square lie in a frame.
+
+Squares are (x, y, side) in frame pixels, top-left corner inclusive. Both functions are
+exact and pure, so they are tested against brute force and reused by `detect`.
+"""
+from __future__ import annotations
+
+import math
+
+Square = tuple[int, int, int]
+
+
+def face_square(
+    left: int, top: int, right: int, bottom: int, frame_w: int, frame_h: int, scale: float = 1.3
+) -> Square:
+    """The detector box made square: side = max(w, h) x scale, centred on the box, then
+    shifted (not shrunk) to lie inside the frame, as FaceForensics++ crops faces.
+
+    A side larger than the frame's shorter edge is capped to it: the alternative, padding,
+    would invent pixels and with them a noise the camera never made.
+    """
+    side = min(round(max(right - left, bottom - top) * scale), frame_w, frame_h)
+    side = max(side, 1)
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    x = min(max(round(cx - side / 2), 0), frame_w - side)
+    y = min(max(round(cy - side / 2), 0), frame_h - side)
+    return x, y, side
+
+
+def overlaps(a: Square, b: Square) -> bool:
+    ax, ay, aside = a
+    bx, by, bside = b
+    return ax < bx + bside and bx < ax + aside and ay < by + bside and by < ay + aside
+
+
+def background_square(face: Square, frame_w: int, frame_h: int) -> Square | None:
+    """The square of the face's size, inside the frame and not overlapping the face, whose
+    centre is furthest (Euclidean) from the face's centre; None when no such square exists.
+
+    Same-size squares have centres the same offset from their corners, so the distance of
+    centres is the distance of corners. The allowed corners form up to four rectangles
+    (left of, right of, above and below the face); the furthest point of a rectangle from
+    any point is one of its corners, so checking those corners is exact. Ties go to the
+    first candidate in a fixed order, for reproducible crops.
+    """
+    fx, fy, s = face
+    max_x, max_y = frame_w - s, frame_h - s
+    if max_x < 0 or max_y < 0:
+        return None
+    regions = []  # (x0, x1, y0, y1) inclusive ranges of allowed corners
+    if fx - s >= 0:
+        regions.append((0, fx - s, 0, max_y))  # left
+    if fx + s <= max_x:
+        regions.append((fx + s, max_x, 0, max_y))  # right
+    if fy - s >= 0:
+        regions.append((0, max_x, 0, fy - s))  # above
+    if fy + s <= max_y:
+        regions.append((0, max_x, fy + s, max_y))  # below
+    best: Square | None = None
+    best_d = -1.0
+    for x0, x1, y0, y1 in regions:
+        for x in (x0, x1):
+            for y in (y0, y1):
+                d = math.hypot(x - fx, y - fy)
+                if d > best_d:
+                    best, best_d = (x, y, s), d
+    return best

@@ -1,0 +1,217 @@
+"""From `--input` (a directory, a glob or a CSV manifest) to labelled video records.
+
+Runs once, on the driver, through Beam's FileSystems so `gs://` inputs work. Labels and
+groups come from known dataset layouts (Celeb-DF, FaceForensics++, DFDC, a generic
+`real/` / `fake/` folder) or from the manifest; a video that cannot be labelled is kept
+as a record with a failure reason, never guessed and never dropped.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.splits import assign_groups
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
+CELEBDF_REAL = frozenset({"Celeb-real", "YouTube-real"})
+CELEBDF_FAKE = frozenset({"Celeb-synthesis"})
+CELEBDF_TEST_LIST = "List_of_testing_videos.txt"
+DFDC_METADATA = "metadata.json"
+SPLIT_NAMES = ("train", "val", "test")
+_GLOB_CHARS = set("*?[")
+
+
+class InputError(ValueError):
+    """The `--input` itself is unusable (no such path, malformed manifest): stop the run."""
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One input video. `reason` is set when it cannot be processed (e.g. `unlabelled`)."""
+
+    path: str  # what FileSystems opens: a local path or a URL
+    video: str  # relative to the input root, '/'-separated: the id used in shards
+    dataset: str
+    label: str | None
+    group: str | None
+    split: str | None = None
+    reason: str | None = None
+    detail: str = ""
+
+
+def _stem(name: str) -> str:
+    return posixpath.splitext(posixpath.basename(name))[0]
+
+
+def _read_text(path: str) -> str:
+    with FileSystems.open(path) as f:
+        return io.TextIOWrapper(f, encoding="utf-8").read()
+
+
+def _match(pattern: str) -> list[str]:
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
+@dataclass
+class _SideFiles:
+    """Label and split files found beside the videos, keyed by their directory."""
+
+    celebdf_tests: dict[str, set[str]]  # dir -> test-list paths relative to it
+    dfdc: dict[str, dict]  # dir -> metadata.json content
+    ffpp_splits: dict[str, dict[str, tuple[str, str]]]  # dir -> video id -> (split, group)
+
+    @classmethod
+    def load(cls, files: Iterable[str]) -> "_SideFiles":
+        side = cls({}, {}, {})
+        for path in files:
+            head, name = posixpath.split(path)
+            if name == CELEBDF_TEST_LIST:
+                lines = [ln.split() for ln in _read_text(path).splitlines() if ln.strip()]
+                side.celebdf_tests[head] = {parts[-1] for parts in lines}
+            elif name == DFDC_METADATA:
+                side.dfdc[head] = json.loads(_read_text(path))
+            elif posixpath.basename(head) == "splits" and name in {f"{s}.json" for s in SPLIT_NAMES}:
+                root = posixpath.dirname(head)
+                for pair in json.loads(_read_text(path)):
+                    group = "ffpp:" + "_".join(sorted(pair))
+                    for vid in pair:
+                        side.ffpp_splits.setdefault(root, {})[vid] = (name[:-5], group)
+        return side
+
+
+def _label_from_layout(path: str, root: str, side: _SideFiles) -> VideoRecord:
+    """Dataset, label, group and official split from where a file lies."""
+    rel = posixpath.relpath(path, root) if root else path
+    parts = rel.split("/")
+    dirs, name, stem = parts[:-1], parts[-1], _stem(parts[-1])
+    base = {"path": path, "video": rel}
+    for i, d in enumerate(dirs):
+        if d in CELEBDF_REAL or d in CELEBDF_FAKE:
+            ds_root = posixpath.join(root, *dirs[:i])
+            tests = side.celebdf_tests.get(ds_root.rstrip("/"))
+            ident = stem.split("_")[0]
+            group = f"celebdf:{ident}" if ident.startswith("id") else f"celebdf:{d}/{stem}"
+            split = None
+            if tests is not None:
+                split = "test" if "/".join(parts[i:]) in tests else None
+            label = "real" if d in CELEBDF_REAL else "fake"
+            return VideoRecord(**base, dataset="celebdf", label=label, group=group, split=split)
+        if d in ("original_sequences", "manipulated_sequences"):
+            ds_root = posixpath.join(root, *dirs[:i])
+            target = stem.split("_")[0]
+            official = side.ffpp_splits.get(ds_root.rstrip("/"), {}).get(target)
+            split, group = official if official else (None, f"ffpp:{target}")
+            label = "real" if d == "original_sequences" else "fake"
+            return VideoRecord(**base, dataset="ffpp", label=label, group=group, split=split)
+    meta = side.dfdc.get(posixpath.dirname(path))
+    if meta is not None:
+        entry = meta.get(name)
+        if entry is None or str(entry.get("label", "")).upper() not in ("REAL", "FAKE"):
+            return VideoRecord(**base, dataset="dfdc", label=None, group=None, reason="unlabelled",
+                               detail=f"not labelled in {DFDC_METADATA}")
+        original = entry.get("original") or name
+        return VideoRecord(**base, dataset="dfdc", label=entry["label"].lower(), group=f"dfdc:{_stem(original)}")
+    for d in reversed(dirs):
+        if d.lower() in ("real", "fake"):
+            return VideoRecord(**base, dataset="generic", label=d.lower(), group=f"generic:{stem}")
+    return VideoRecord(**base, dataset="unknown", label=None, group=None, reason="unlabelled",
+                       detail="no known layout (Celeb-DF, FaceForensics++, DFDC, real/ or fake/ folder)")
+
+
+def _glob_root(pattern: str) -> str:
+    parts = pattern.split("/")
+    for i, part in enumerate(parts):
+        if _GLOB_CHARS & set(part):
+            return "/".join(parts[:i])
+    return posixpath.dirname(pattern)
+
+
+def _is_video(path: str) -> bool:
+    return posixpath.splitext(path)[1].lower() in VIDEO_EXTENSIONS
+
+
+def _records_from_listing(files: list[str], root: str) -> list[VideoRecord]:
+    side = _SideFiles.load(files)
+    return [_label_from_layout(f, root, side) for f in files if _is_video(f)]
+
+
+_LABELS = {"real": "real", "fake": "fake", "0": "real", "1": "fake"}
+
+
+def _records_from_manifest(manifest: str) -> list[VideoRecord]:
+    root = posixpath.dirname(manifest)
+    reader = csv.DictReader(io.StringIO(_read_text(manifest)))
+    columns = set(reader.fieldnames or [])
+    if not {"path", "label"} <= columns:
+        raise InputError(f"{manifest}: needs columns 'path,label' (optional 'split,group'); has {sorted(columns)}")
+    records, seen = [], set()
+    side = _SideFiles({}, {}, {})
+    for line_no, row in enumerate(reader, start=2):
+        raw = (row.get("path") or "").strip()
+        if not raw:
+            raise InputError(f"{manifest}:{line_no}: empty path")
+        is_url = "://" in raw
+        path = raw if is_url or raw.startswith("/") else posixpath.join(root, raw)
+        inferred = _label_from_layout(path, root if path.startswith(root + "/") else "", side)
+        label = _LABELS.get((row.get("label") or "").strip().lower())
+        split = (row.get("split") or "").strip() or None
+        group = (row.get("group") or "").strip() or inferred.group or f"manifest:{_stem(path)}"
+        rec = replace(inferred, label=label, split=split, group=group, reason=None, detail="",
+                      dataset=inferred.dataset if inferred.dataset != "unknown" else "manifest")
+        if path in seen:
+            rec = replace(rec, video=f"{rec.video}#line{line_no}", reason="duplicate",
+                          detail=f"path listed again on line {line_no}")
+        elif label is None:
+            rec = replace(rec, reason="unlabelled", detail=f"line {line_no}: unknown label {row.get('label')!r}")
+        elif split is not None and split not in SPLIT_NAMES:
+            rec = replace(rec, reason="bad_split", detail=f"line {line_no}: unknown split {split!r}")
+        seen.add(path)
+        records.append(rec)
+    return records
+
+
+def list_videos(input_spec: str) -> list[VideoRecord]:
+    """Every video named by `--input`, labelled and split, in a deterministic order."""
+    spec = input_spec.rstrip("/") if input_spec not in ("/",) else input_spec
+    if spec.lower().endswith(".csv"):
+        if not FileSystems.exists(spec):
+            raise InputError(f"manifest not found: {spec}")
+        records = _records_from_manifest(spec)
+    elif _GLOB_CHARS & set(spec):
+        records = _records_from_listing(_match(spec), _glob_root(spec))
+    else:
+        files = _match(spec + "/**")
+        if not files:
+            if FileSystems.exists(spec) and _is_video(spec):
+                files, spec = [spec], posixpath.dirname(spec)
+            else:
+                raise InputError(f"no files under {input_spec}")
+        records = _records_from_listing(files, spec)
+    if not records:
+        raise InputError(f"no video files (by extension) in {input_spec}")
+    return assign_splits(sorted(records, key=lambda r: r.video))
+
+
+def assign_splits(records: list[VideoRecord]) -> list[VideoRecord]:
+    """Fill in `split` where no official list gave one: 8:1:1 by group, or 8:1 train/val
+    for a dataset whose official lists name only its test videos (Celeb-DF)."""
+    usable = [r for r in records if r.reason is None]
+    officially_tested = {r.dataset for r in usable if r.split == "test"}
+    pending: dict[bool, list[str]] = {True: [], False: []}
+    for r in usable:
+        if r.split is None:
+            pending[r.dataset in officially_tested].append(r.group)
+    mapping = assign_groups(pending[False])
+    mapping_tv = assign_groups(pending[True], names=("train", "val"), ratios=(8, 1))
+    out = []
+    for r in records:
+        if r.reason is None and r.split is None:
+            r = replace(r, split=(mapping_tv if r.dataset in officially_tested else mapping)[r.group])
+        out.append(r)
+    return out

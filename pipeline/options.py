@@ -1,0 +1,71 @@
+"""The shard builder's options, declared once for both Beam and the click CLI.
+
+`BuildShardsOptions` is the `PipelineOptions` subclass Beam parses (so `python -m
+pipeline.run ... --runner DataflowRunner` works); `build-shards` generates its click
+options from the same table, so names, defaults and help never drift apart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.pairs import RESIZE_FILTERS, ExtractOptions
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+    required: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--input", str, None, "Directory, glob or CSV manifest (path,label[,split,group]); local or gs://.", required=True),
+    Option("--output", str, None, "Output directory (local or gs://): <split>/pairs-NNNNNN.tar, _info.json, failures.jsonl.", required=True),
+    Option("--size", int, 64, "Side in pixels of the stored face and background squares."),
+    Option("--face-scale", float, 1.3, "Face square side = max(box w, h) x this, as FaceForensics++ crops."),
+    Option("--resize-filter", str, "area", "Filter for resizing both squares to --size.", tuple(RESIZE_FILTERS)),
+    Option("--max-keyframes-per-video", int, 0, "Use at most this many keyframes per video (the first ones); 0 = all."),
+    Option("--min-frames-per-video", int, 0, "If a video has fewer I-frames than this, add this many evenly spaced frames."),
+    Option("--upsample", int, 0, "dlib upsampling steps (finds smaller faces, ~4x slower each)."),
+    Option("--detect-max-side", int, 640, "Detect faces on a copy downscaled to this longest side (0 = full size); retried at full size when nothing is found."),
+    Option("--cnn-model", str, None, "dlib CNN face detector model file (mmod_human_face_detector.dat) instead of HOG."),
+    Option("--shard-size", int, 2000, "Pairs per shard (~25 KB each at 64 px: ~50 MB shards)."),
+    Option("--min-shards", int, 16, "Each split gets at least this many shards (when it has that many pairs), so loader workers x GPUs all get data."),
+    Option("--ffmpeg-timeout", float, 600.0, "Seconds one ffmpeg call may run before the video is recorded as a timeout."),
+    Option("--max-failure-rate", float, 1.0, "Exit non-zero when more than this fraction of input videos gave no pair."),
+)
+
+
+class BuildShardsOptions(PipelineOptions):
+    """Beam pipeline options of the shard builder (see `OPTIONS`)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        for opt in OPTIONS:
+            kwargs: dict[str, Any] = {"dest": opt.dest, "type": opt.type, "default": opt.default, "help": opt.help}
+            if opt.choices:
+                kwargs["choices"] = opt.choices
+            parser.add_argument(opt.flag, **kwargs)
+
+    def extract_options(self) -> ExtractOptions:
+        return ExtractOptions(
+            size=self.size,
+            face_scale=self.face_scale,
+            resize_filter=self.resize_filter,
+            max_keyframes=self.max_keyframes_per_video or None,
+            min_frames=self.min_frames_per_video,
+            upsample=self.upsample,
+            detect_max_side=self.detect_max_side,
+            cnn_model=self.cnn_model,
+            timeout_s=self.ffmpeg_timeout,
+        )

@@ -1,0 +1,128 @@
+"""One video in, face/background pairs (or reasons why not) out: the pure core of the
+shard builder, shared by the Beam pipeline and the single-video `detect` command."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from pipeline.faces import FaceDetector
+from pipeline.geometry import Square, background_square, face_square
+from pipeline.keyframes import DEFAULT_TIMEOUT_S, DecodeError, Keyframe, read_keyframes
+from shards.schema import PairSample, make_key
+
+# "area" (box filter: each output pixel is the mean of the source pixels it covers) is the
+# default because it neither rings nor sharpens, so it adds no texture of its own to the
+# noise; face and background always go through the same filter.
+RESIZE_FILTERS = {
+    "area": Image.Resampling.BOX,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """Everything that decides which pairs a video gives (recorded in `_info.json`)."""
+
+    size: int = 64
+    face_scale: float = 1.3
+    resize_filter: str = "area"
+    max_keyframes: int | None = None
+    min_frames: int = 0
+    upsample: int = 0
+    detect_max_side: int = 640
+    cnn_model: str | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def detector(self) -> FaceDetector:
+        return FaceDetector(upsample=self.upsample, max_side=self.detect_max_side, cnn_model=self.cnn_model)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A video, or one keyframe of it, that gave no pair; one line of failures.jsonl."""
+
+    video: str
+    reason: str
+    frame_index: int | None = None
+    detail: str = ""
+
+    def to_json(self) -> dict:
+        rec = {"video": self.video, "reason": self.reason, "detail": self.detail}
+        if self.frame_index is not None:
+            rec["frame_index"] = self.frame_index
+        return rec
+
+
+@dataclass(frozen=True)
+class FramePair:
+    """The crops of one keyframe, before any dataset metadata is attached."""
+
+    keyframe: Keyframe
+    face_box: Square
+    background_box: Square
+    score: float
+    face: np.ndarray = field(repr=False)
+    background: np.ndarray = field(repr=False)
+
+
+def crop_square(image: np.ndarray, square: Square, size: int, resize_filter: str) -> np.ndarray:
+    x, y, side = square
+    crop = image[y : y + side, x : x + side]
+    if side == size:
+        return np.ascontiguousarray(crop)
+    return np.asarray(Image.fromarray(crop).resize((size, size), RESIZE_FILTERS[resize_filter]))
+
+
+def frame_pairs(
+    path: str, video: str, detector: FaceDetector, options: ExtractOptions
+) -> Iterator[FramePair | Failure]:
+    """Decode the keyframes of a local file and crop a pair from each, or say why not.
+
+    A decode error after some frames keeps those frames' results and adds one failure.
+    """
+    try:
+        for kf in read_keyframes(
+            path, max_keyframes=options.max_keyframes, min_frames=options.min_frames, timeout_s=options.timeout_s
+        ):
+            h, w = kf.image.shape[:2]
+            faces = detector.detect(kf.image)
+            if not faces:
+                yield Failure(video, "no_face", kf.index, f"{w}x{h} frame")
+                continue
+            d = faces[0]
+            fsq = face_square(d.left, d.top, d.right, d.bottom, w, h, options.face_scale)
+            bsq = background_square(fsq, w, h)
+            if bsq is None:
+                yield Failure(video, "background_does_not_fit", kf.index, f"face square {fsq[2]} px in {w}x{h} frame")
+                continue
+            yield FramePair(
+                kf, fsq, bsq, d.score,
+                crop_square(kf.image, fsq, options.size, options.resize_filter),
+                crop_square(kf.image, bsq, options.size, options.resize_filter),
+            )
+    except DecodeError as e:
+        yield Failure(video, e.reason, None, e.detail)
+
+
+def to_sample(pair: FramePair, meta: dict) -> PairSample:
+    """Attach dataset metadata (video, dataset, label, split, group, ...) to a frame pair."""
+    kf = pair.keyframe
+    h, w = kf.image.shape[:2]
+    full = {
+        **meta,
+        "frame_index": kf.index,
+        "frame_type": kf.frame_type,
+        "pts": kf.pts,
+        "pts_time": kf.pts_time,
+        "frame_size": [w, h],
+        "face_box": list(pair.face_box),
+        "background_box": list(pair.background_box),
+        "score": round(pair.score, 6),
+    }
+    return PairSample(make_key(meta["video"], kf.index), pair.face, pair.background, full)

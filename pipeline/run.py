@@ -1,0 +1,98 @@
+"""Build the shards: `python -m pipeline.run --input ... --output ... [Beam options]`.
+
+Locally the DirectRunner's own engine (the FnApiRunner) runs in multi-processing mode on
+all cores; it is used directly because the DirectRunner would first try to fetch the
+Prism runner binary, which fails offline. Any other `--runner` (DataflowRunner, Flink,
+Spark, ...) is passed to Beam unchanged.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+from pipeline.inputs import list_videos
+from pipeline.options import BuildShardsOptions
+from pipeline.transforms import BuildShards
+from shards.info import FAILURES_NAME, INFO_NAME
+
+LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
+VERSIONED = ("noisetrace", "apache-beam", "dlib-bin", "ffmpeg-python", "imageio-ffmpeg", "webdataset", "numpy", "pillow")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    info: dict
+    failures: list[dict]
+    seconds: float
+
+    @property
+    def keyframes_per_s(self) -> float:
+        return self.info.get("keyframes", 0) / self.seconds if self.seconds else 0.0
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _runner(options: PipelineOptions):
+    std = options.view_as(StandardOptions)
+    if std.runner in LOCAL_RUNNERS:
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        direct = options.view_as(DirectOptions)
+        if direct.direct_num_workers == 1 and not direct.direct_running_mode or direct.direct_running_mode == "in_memory":
+            direct.direct_num_workers = 0  # 0 = one worker per core
+            direct.direct_running_mode = "multi_processing"
+        return FnApiRunner()
+    return std.runner
+
+
+def run(argv: list[str]) -> BuildResult:
+    """Run the whole build; returns what `_info.json` and `failures.jsonl` say."""
+    options = PipelineOptions(argv)
+    build = options.view_as(BuildShardsOptions)
+    extract = build.extract_options()
+    records = list_videos(build.input)
+    extra = {
+        "input": build.input,
+        "label_convention": {"real": 0, "fake": 1},
+        "size": extract.size,
+        "options": {"shard_size": build.shard_size, "min_shards": build.min_shards},
+        "versions": _versions(),
+    }
+    start = time.perf_counter()
+    with beam.Pipeline(runner=_runner(options), options=options) as p:
+        _ = p | "Videos" >> beam.Create(records) | "Build" >> BuildShards(
+            build.output, extract, build.shard_size, build.min_shards, extra
+        )
+    seconds = time.perf_counter() - start
+    with FileSystems.open(FileSystems.join(build.output, INFO_NAME)) as f:
+        info = json.load(f)
+    with FileSystems.open(FileSystems.join(build.output, FAILURES_NAME)) as f:
+        failures = [json.loads(line) for line in f.read().decode("utf-8").splitlines() if line]
+    return BuildResult(info, failures, seconds)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    result = run(sys.argv[1:] if argv is None else argv)
+    print(json.dumps({"splits": {k: v["num_samples"] for k, v in result.info["splits"].items()},
+                      "failures": result.info["failures"]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Face and background squares against brute force over many frame and box sizes."""
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.geometry import background_square, face_square, overlaps
+
+
+def _brute_force(face, w, h):
+    fx, fy, s = face
+    best = None
+    for x in range(0, w - s + 1):
+        for y in range(0, h - s + 1):
+            if overlaps((x, y, s), face):
+                continue
+            d = math.hypot(x - fx, y - fy)
+            if best is None or d > best:
+                best = d
+    return best
+
+
+def test_background_matches_brute_force_on_a_grid():
+    rng = np.random.default_rng(0)
+    checked_none = checked_some = 0
+    for w in (8, 13, 20, 31):
+        for h in (8, 11, 20, 27):
+            for _ in range(12):
+                s = int(rng.integers(1, min(w, h) + 1))
+                face = (int(rng.integers(0, w - s + 1)), int(rng.integers(0, h - s + 1)), s)
+                got = background_square(face, w, h)
+                want = _brute_force(face, w, h)
+                if want is None:
+                    assert got is None
+                    checked_none += 1
+                    continue
+                checked_some += 1
+                x, y, side = got
+                assert side == s and 0 <= x <= w - s and 0 <= y <= h - s
+                assert not overlaps(got, face)
+                assert math.isclose(math.hypot(x - face[0], y - face[1]), want)
+    assert checked_none > 0 and checked_some > 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    w=st.integers(1, 40), h=st.integers(1, 40), data=st.data(),
+)
+def test_background_property(w, h, data):
+    s = data.draw(st.integers(1, min(w, h)))
+    face = (data.draw(st.integers(0, w - s)), data.draw(st.integers(0, h - s)), s)
+    got = background_square(face, w, h)
+    want = _brute_force(face, w, h)
+    assert (got is None) == (want is None)
+    if got is not None:
+        assert not overlaps(got, face)
+        assert math.isclose(math.hypot(got[0] - face[0], got[1] - face[1]), want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    w=st.integers(1, 2000), h=st.integers(1, 2000), data=st.data(), scale=st.floats(0.5, 3.0),
+)
+def test_face_square_inside_frame_and_centred(w, h, data, scale):
+    left = data.draw(st.integers(0, w - 1))
+    top = data.draw(st.integers(0, h - 1))
+    right = data.draw(st.integers(left + 1, w))
+    bottom = data.draw(st.integers(top + 1, h))
+    x, y, s = face_square(left, top, right, bottom, w, h, scale)
+    assert 1 <= s <= min(w, h)
+    assert 0 <= x <= w - s and 0 <= y <= h - s
+    want = min(max(1, round(max(right - left, bottom - top) * scale)), w, h)
+    assert s == want
+    # Centred unless the frame edge forced a shift; never shifted further than needed.
+    cx = (left + right) / 2
+    if s / 2 <= cx <= w - s / 2:
+        assert abs(x + s / 2 - cx) <= 0.5 + 1e-9
