@@ -24,6 +24,9 @@ _SHOWINFO_RE = re.compile(
     r"n:\s*(?P<n>\d+)\s+pts:\s*(?P<pts>-?\d+)\s+pts_time:(?P<pts_time>-?[\d.e+-]+).*?type:(?P<type>\w)"
 )
 _RATE_RE = re.compile(r"config in time_base: (\d+)/(\d+), frame_rate: (\d+)/(\d+)")
+# FFmpeg's words for "no video stream": `-skip_frame:v` finding no video decoder to apply
+# to is how an audio-only file shows up first.
+_NO_VIDEO_MESSAGES = ("does not contain any stream", "matches no streams", "skip_frame:v (")
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 
 
@@ -137,7 +140,9 @@ def _decode(args: list[str], timeout_s: float) -> Iterator[tuple[Keyframe, _Stde
         if not timer.is_alive():
             raise DecodeError("timeout", f"ffmpeg took longer than {timeout_s:.0f} s")
         if returncode != 0:
-            raise DecodeError("decode_error", " | ".join(reader.tail[-3:]) or f"ffmpeg exit {returncode}")
+            detail = " | ".join(reader.tail[-3:]) or f"ffmpeg exit {returncode}"
+            no_video = any(s in detail for s in _NO_VIDEO_MESSAGES)
+            raise DecodeError("no_video_stream" if no_video else "decode_error", detail)
     finally:
         timer.cancel()
         if proc.poll() is None:
@@ -172,7 +177,7 @@ def read_keyframes(
     """
     seen: set[int] = set()
     duration = None
-    args = _command(path, {"skip_frame": "nokey"}, [("showinfo", ())], max_keyframes)
+    args = _command(path, {"skip_frame:v": "nokey"}, [("showinfo", ())], max_keyframes)
     for frame, reader in _decode(args, timeout_s):
         seen.add(frame.pts)
         duration = reader.duration

@@ -1,0 +1,72 @@
+"""`build-shards`: the click front end of the Beam shard builder.
+
+Its options are generated from `pipeline.options.OPTIONS`; anything it does not know
+(`--runner`, `--project`, `--temp_location`, ...) goes to Beam unchanged.
+"""
+from __future__ import annotations
+
+import logging
+
+import click
+
+from pipeline.inputs import InputError
+from pipeline.options import OPTIONS
+
+
+def _click_option(opt) -> click.Option:
+    return click.Option(
+        [opt.flag, opt.dest],
+        type=click.Choice(opt.choices) if opt.choices else opt.type,
+        default=opt.default,
+        show_default=opt.default is not None,
+        required=opt.required,
+        help=opt.help,
+    )
+
+
+def _summary(result) -> str:
+    info = result.info
+    lines = [f"shards: {info.get('input')} -> {len(info['splits'])} split(s)"]
+    for name, split in sorted(info["splits"].items()):
+        classes = ", ".join(f"{k} {v}" for k, v in sorted(split["class_counts"].items()))
+        lines.append(f"  {name:5s} {split['num_samples']:7d} pairs in {len(split['filenames']):4d} shards ({classes})")
+    videos = info["videos"]
+    lines.append(f"videos: {videos['total']} in, {videos['with_pairs']} with pairs, {videos['without_pairs']} without")
+    for reason, n in info["failures"].items():
+        lines.append(f"  failure {reason}: {n}")
+    lines.append(f"keyframes: {info['keyframes']} in {result.seconds:.1f} s = {result.keyframes_per_s:.1f} keyframes/s")
+    return "\n".join(lines)
+
+
+def _build_shards(beam_args: tuple[str, ...], **values) -> None:
+    from pipeline.run import run  # Beam import deferred so `--help` stays fast
+
+    argv = []
+    for opt in OPTIONS:
+        value = values[opt.dest]
+        if value is not None:
+            argv += [opt.flag, str(value)]
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    try:
+        result = run(argv + list(beam_args))
+    except InputError as e:
+        raise click.UsageError(str(e)) from None
+    click.echo(_summary(result))
+    videos = result.info["videos"]
+    rate = videos["without_pairs"] / videos["total"] if videos["total"] else 0.0
+    if rate > values["max_failure_rate"]:
+        raise click.ClickException(
+            f"{rate:.1%} of videos gave no pair, above --max-failure-rate {values['max_failure_rate']}; see failures.jsonl"
+        )
+
+
+build_shards = click.Command(
+    "build-shards",
+    callback=_build_shards,
+    params=[_click_option(o) for o in OPTIONS]
+    + [click.Argument(["beam_args"], nargs=-1, type=click.UNPROCESSED)],
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    help="Turn a folder, glob or CSV manifest of videos into train/val/test WebDataset shards of "
+    "face/background pairs (OUT/<split>/pairs-NNNNNN.tar, OUT/_info.json, OUT/failures.jsonl). "
+    "Unknown options (--runner DataflowRunner, --project, ...) are passed to Apache Beam.",
+)
