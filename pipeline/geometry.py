@@ -19,12 +19,40 @@ def face_square(
     A side larger than the frame's shorter edge is capped to it: the alternative, padding,
     would invent pixels and with them a noise the camera never made.
     """
-    side = min(round(max(right - left, bottom - top) * scale), frame_w, frame_h)
-    side = max(side, 1)
-    cx, cy = (left + right) / 2, (top + bottom) / 2
+    side = round(max(right - left, bottom - top) * scale)
+    return place_square((left + right) / 2, (top + bottom) / 2, side, frame_w, frame_h)
+
+
+def place_square(cx: float, cy: float, side: int, frame_w: int, frame_h: int) -> Square:
+    """A square of `side` (capped to the frame) centred on (cx, cy), shifted into the frame."""
+    side = max(min(side, frame_w, frame_h), 1)
     x = min(max(round(cx - side / 2), 0), frame_w - side)
     y = min(max(round(cy - side / 2), 0), frame_h - side)
     return x, y, side
+
+
+def fit_squares(
+    left: int, top: int, right: int, bottom: int, frame_w: int, frame_h: int, scale: float, min_scale: float
+) -> tuple[Square, Square] | None:
+    """Face and background squares, shrinking the face square's margin if need be.
+
+    Close-ups (a large face in a 536x500 or 1280x720 frame) often leave no room for a
+    background square of the face square's size at `scale`. Rather than lose those frames,
+    the face square, still centred on the face, shrinks one pixel at a time down to
+    `min_scale` x the box until a same-size background fits; both squares keep one size,
+    so both are resized by the same factor and their noise stays comparable.
+    None when even `min_scale` leaves no room.
+    """
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    box = max(right - left, bottom - top)
+    largest = min(round(box * scale), frame_w, frame_h)
+    smallest = max(min(round(box * min_scale), largest), 1)
+    for side in range(largest, smallest - 1, -1):
+        face = place_square(cx, cy, side, frame_w, frame_h)
+        background = background_square(face, frame_w, frame_h)
+        if background is not None:
+            return face, background
+    return None
 
 
 def overlaps(a: Square, b: Square) -> bool:

@@ -27,6 +27,7 @@ _RATE_RE = re.compile(r"config in time_base: (\d+)/(\d+), frame_rate: (\d+)/(\d+
 # FFmpeg's words for "no video stream": `-skip_frame:v` finding no video decoder to apply
 # to is how an audio-only file shows up first.
 _NO_VIDEO_MESSAGES = ("does not contain any stream", "matches no streams", "skip_frame:v (")
+_POINTER_RE = re.compile(r" @ 0x[0-9a-f]+")  # run-specific addresses in FFmpeg's log prefixes
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 
 
@@ -117,7 +118,7 @@ class _StderrReader(threading.Thread):
             elif m := _DURATION_RE.search(line):
                 self.duration = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
             elif line and "showinfo" not in line:
-                self.tail = (self.tail + [line])[-8:]
+                self.tail = (self.tail + [_POINTER_RE.sub("", line)])[-8:]
         self.frames.put(None)
 
 

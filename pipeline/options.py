@@ -33,6 +33,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--output", str, None, "Output directory (local or gs://): <split>/pairs-NNNNNN.tar, _info.json, failures.jsonl.", required=True),
     Option("--size", int, 64, "Side in pixels of the stored face and background squares."),
     Option("--face-scale", float, 1.3, "Face square side = max(box w, h) x this, as FaceForensics++ crops."),
+    Option("--min-face-scale", float, 1.0, "When no same-size background square fits at --face-scale, shrink the face square's margin down to this scale before giving up (set it to --face-scale to never shrink)."),
     Option("--resize-filter", str, "area", "Filter for resizing both squares to --size.", tuple(RESIZE_FILTERS)),
     Option("--max-keyframes-per-video", int, 0, "Use at most this many keyframes per video (the first ones); 0 = all."),
     Option("--min-frames-per-video", int, 0, "If a video has fewer I-frames than this, add this many evenly spaced frames."),
@@ -61,6 +62,7 @@ class BuildShardsOptions(PipelineOptions):
         return ExtractOptions(
             size=self.size,
             face_scale=self.face_scale,
+            min_face_scale=self.min_face_scale,
             resize_filter=self.resize_filter,
             max_keyframes=self.max_keyframes_per_video or None,
             min_frames=self.min_frames_per_video,

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.faces import FaceDetector
-from pipeline.geometry import Square, background_square, face_square
+from pipeline.geometry import Square, fit_squares
 from pipeline.keyframes import DEFAULT_TIMEOUT_S, DecodeError, Keyframe, read_keyframes
 from shards.schema import PairSample, make_key
 
@@ -31,6 +31,7 @@ class ExtractOptions:
 
     size: int = 64
     face_scale: float = 1.3
+    min_face_scale: float = 1.0
     resize_filter: str = "area"
     max_keyframes: int | None = None
     min_frames: int = 0
@@ -96,18 +97,21 @@ def frame_pairs(
                 yield Failure(video, "no_face", kf.index, f"{w}x{h} frame")
                 continue
             d = faces[0]
-            fsq = face_square(d.left, d.top, d.right, d.bottom, w, h, options.face_scale)
-            bsq = background_square(fsq, w, h)
-            if bsq is None:
-                yield Failure(video, "background_does_not_fit", kf.index, f"face square {fsq[2]} px in {w}x{h} frame")
+            squares = fit_squares(d.left, d.top, d.right, d.bottom, w, h, options.face_scale, options.min_face_scale)
+            if squares is None:
+                side = max(d.width, d.height)
+                yield Failure(video, "background_does_not_fit", kf.index,
+                              f"face {side} px (x{options.min_face_scale} at least) in {w}x{h} frame")
                 continue
+            fsq, bsq = squares
             yield FramePair(
                 kf, fsq, bsq, d.score,
                 crop_square(kf.image, fsq, options.size, options.resize_filter),
                 crop_square(kf.image, bsq, options.size, options.resize_filter),
             )
     except DecodeError as e:
-        yield Failure(video, e.reason, None, e.detail)
+        # The local path may be a temp copy: name the video instead, so records are stable.
+        yield Failure(video, e.reason, None, e.detail.replace(path, video))
 
 
 def to_sample(pair: FramePair, meta: dict) -> PairSample:

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.geometry import background_square, face_square, overlaps
+from pipeline.geometry import background_square, face_square, fit_squares, overlaps
 
 
 def _brute_force(face, w, h):
@@ -76,3 +76,22 @@ def test_face_square_inside_frame_and_centred(w, h, data, scale):
     cx = (left + right) / 2
     if s / 2 <= cx <= w - s / 2:
         assert abs(x + s / 2 - cx) <= 0.5 + 1e-9
+
+
+@settings(max_examples=200, deadline=None)
+@given(w=st.integers(8, 60), h=st.integers(8, 60), data=st.data())
+def test_fit_squares_shrinks_only_as_much_as_needed(w, h, data):
+    left = data.draw(st.integers(0, w - 2))
+    top = data.draw(st.integers(0, h - 2))
+    right = data.draw(st.integers(left + 1, w))
+    bottom = data.draw(st.integers(top + 1, h))
+    got = fit_squares(left, top, right, bottom, w, h, 1.3, 1.0)
+    box = max(right - left, bottom - top)
+    sides = range(min(round(box * 1.3), w, h), max(min(round(box * 1.0), w, h), 1) - 1, -1)
+    fitting = [s for s in sides if _brute_force(face_square(left, top, right, bottom, w, h, s / box), w, h) is not None]
+    if not fitting:
+        assert got is None
+        return
+    face, bg = got
+    assert face[2] == bg[2] == fitting[0]  # the largest side that leaves room
+    assert not overlaps(face, bg)
