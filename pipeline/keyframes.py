@@ -178,7 +178,7 @@ def read_keyframes(
     """
     seen: set[int] = set()
     duration = None
-    args = _command(path, {"skip_frame:v": "nokey"}, [("showinfo", ())], max_keyframes)
+    args = _command(path, {"skip_frame:v": "nokey", "threads": 1}, [("showinfo", ())], max_keyframes)
     for frame, reader in _decode(args, timeout_s):
         seen.add(frame.pts)
         duration = reader.duration
