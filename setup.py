@@ -34,7 +34,7 @@ setup(
             "train-from-shards=training.cli:train_from_shards",
             "pretrain-denoiser=training.cli:pretrain_denoiser",
             "evaluate=training.cli:evaluate",
-            "detect=training.cli:detect",
+            "detect=training.detect:detect",
             "visualize=training.cli:visualize",
         ]
     },
