@@ -1,0 +1,1 @@
+"""noisetrace: the package behind the `noisetrace` command (demo data and the command group)."""

@@ -1,0 +1,119 @@
+"""Self-blended fakes: fake face squares made on the fly from real ones.
+
+After Shiohara & Yamasaki, "Detecting Deepfakes with Self-Blended Images" (CVPR 2022): a
+face swap pastes a face rendered elsewhere into a frame through a soft mask, so the pasted
+region carries another noise than the camera left on the rest of the frame. Blending a real
+face with a transformed copy of itself (resampled down and up, blurred, re-noised, colour
+jittered) through a feathered ellipse leaves that same cue, and nothing else a detector could
+latch on to: no second identity and no seam of colour or geometry it could learn instead of
+the noise. Only the face square is blended; the pair's background keeps its camera noise, so
+face and background no longer agree, which is what the noise-trace detector reads. That lets
+a user with only real videos train a detector.
+
+Everything is batched torch on the input's device; every random draw comes from the given
+generator (on the generator's device, then moved), in a fixed order whatever the draws
+select, so a seed gives the same fakes.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+RESAMPLE_FACTORS = (0.5, 0.625, 0.75)
+BLUR_SIGMA = (0.5, 1.5)
+BLUR_RADIUS = 4
+NOISE_SIGMA = (2.0, 8.0)  # in uint8 levels
+COLOUR_GAIN = (0.9, 1.1)
+COLOUR_OFFSET = (-8.0, 8.0)
+
+
+def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return (low + (high - low) * torch.rand(shape, generator=generator, device=generator.device)).to(device)
+
+
+def soft_ellipse_masks(
+    batch: int, height: int, width: int, generator: torch.Generator, device: torch.device | None = None
+) -> torch.Tensor:
+    """(batch, 1, height, width) float masks: 1 inside a random ellipse near the middle,
+    falling smoothly (smoothstep) to exactly 0 at its edge, 0 beyond.
+
+    Centres lie within 6% of the square's middle and semi-axes are 28-42% of its width and
+    32-46% of its height: the face in a 1.3x face square. The feathered part is 20-50% of the
+    radius, as swap masks are blurred to hide the seam. `self_blend` draws its mask with this
+    function first, so the same generator state gives the same mask here."""
+    device = device or generator.device
+    centre = _uniform((batch, 2), 0.44, 0.56, generator, device)
+    axes = torch.stack(
+        [_uniform((batch,), 0.28, 0.42, generator, device), _uniform((batch,), 0.32, 0.46, generator, device)], 1
+    )
+    feather = _uniform((batch,), 0.2, 0.5, generator, device)
+    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height
+    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width
+    dx = (xs[None, None, :] - centre[:, 0, None, None]) / axes[:, 0, None, None]
+    dy = (ys[None, :, None] - centre[:, 1, None, None]) / axes[:, 1, None, None]
+    ramp = ((1 - torch.sqrt(dx**2 + dy**2)) / feather[:, None, None]).clamp(0, 1)
+    return (ramp * ramp * (3 - 2 * ramp))[:, None]
+
+
+def self_blend(faces: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Blend each uint8 (B, 3, H, W) face with a transformed copy of itself through a
+    `soft_ellipse_masks` mask; uint8 out, same shape. Pixels where the mask is 0 are
+    returned bit for bit.
+
+    Each face gets its own random subset of resampling, blur and added noise (at least one:
+    those change the noise) and, half the time, colour jitter."""
+    if faces.dtype != torch.uint8 or faces.ndim != 4 or faces.shape[1] != 3:
+        raise ValueError(f"expected uint8 (B, 3, H, W) faces, got {faces.dtype} {tuple(faces.shape)}")
+    batch, _, height, width = faces.shape
+    if batch == 0:
+        return faces.clone()
+    mask = soft_ellipse_masks(batch, height, width, generator, faces.device)
+    x = faces.float()
+    copy = _transform(x, generator)
+    blended = (x + mask * (copy - x)).round().clamp(0, 255).to(torch.uint8)
+    return torch.where(mask > 0, blended, faces)
+
+
+def _transform(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The copy to paste: float (B, 3, H, W) in uint8 levels, per-face random ops."""
+    batch, device = x.shape[0], x.device
+    use = _uniform((batch, 4), 0, 1, generator, device) < 0.5  # resample, blur, noise, colour
+    forced = torch.randint(0, 3, (batch,), generator=generator, device=generator.device).to(device)
+    use[:, :3] |= (~use[:, :3].any(1))[:, None] & (torch.arange(3, device=device) == forced[:, None])
+    factor = torch.randint(0, len(RESAMPLE_FACTORS), (batch,), generator=generator, device=generator.device).to(device)
+    sigma = _uniform((batch,), *BLUR_SIGMA, generator, device)
+    noise_sigma = _uniform((batch,), *NOISE_SIGMA, generator, device)
+    noise = torch.randn(x.shape, generator=generator, device=generator.device).to(device)
+    gain = _uniform((batch, 3), *COLOUR_GAIN, generator, device)
+    offset = _uniform((batch, 3), *COLOUR_OFFSET, generator, device)
+
+    def where(flag: torch.Tensor, changed: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+        return torch.where(flag[:, None, None, None], changed, same)
+
+    resampled = x
+    for i, f in enumerate(RESAMPLE_FACTORS):
+        resampled = where(factor == i, _down_up(x, f), resampled)
+    x = where(use[:, 0], resampled, x)
+    x = where(use[:, 1], _gaussian_blur(x, sigma), x)
+    x = where(use[:, 2], x + noise_sigma[:, None, None, None] * noise, x)
+    return where(use[:, 3], x * gain[:, :, None, None] + offset[:, :, None, None], x)
+
+
+def _down_up(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Area-downsample by `factor` and bilinearly upsample back, as a swap model renders a
+    face at low resolution and scales it to the target."""
+    height, width = x.shape[-2:]
+    small = F.interpolate(x, size=(max(1, round(height * factor)), max(1, round(width * factor))), mode="area")
+    return F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur with a per-image sigma, as one grouped convolution per axis."""
+    batch, channels, height, width = x.shape
+    taps = torch.arange(-BLUR_RADIUS, BLUR_RADIUS + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (taps[None] / sigma[:, None]) ** 2)
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(channels, 0)  # (B*C, K)
+    flat = x.reshape(1, batch * channels, height, width)
+    flat = F.conv2d(F.pad(flat, (BLUR_RADIUS, BLUR_RADIUS, 0, 0), mode="replicate"), kernel[:, None, None, :], groups=batch * channels)
+    flat = F.conv2d(F.pad(flat, (0, 0, BLUR_RADIUS, BLUR_RADIUS), mode="replicate"), kernel[:, None, :, None], groups=batch * channels)
+    return flat.reshape(batch, channels, height, width)
