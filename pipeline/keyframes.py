@@ -20,6 +20,7 @@ import ffmpeg
 import numpy as np
 
 DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_MAX_PIXELS = 40_000_000  # 8K UHD (7680x4320 = 33 M) passes; one RGB frame stays under 120 MB
 _SHOWINFO_RE = re.compile(
     r"n:\s*(?P<n>\d+)\s+pts:\s*(?P<pts>-?\d+)\s+pts_time:(?P<pts_time>-?[\d.e+-]+).*?type:(?P<type>\w)"
 )
@@ -27,6 +28,7 @@ _RATE_RE = re.compile(r"config in time_base: (\d+)/(\d+), frame_rate: (\d+)/(\d+
 # FFmpeg's words for "no video stream": `-skip_frame:v` finding no video decoder to apply
 # to is how an audio-only file shows up first.
 _NO_VIDEO_MESSAGES = ("does not contain any stream", "matches no streams", "skip_frame:v (")
+_TOO_LARGE_MESSAGE = "exceeds specified max pixel count"
 _POINTER_RE = re.compile(r" @ 0x[0-9a-f]+")  # run-specific addresses in FFmpeg's log prefixes
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 
@@ -129,21 +131,31 @@ def _decode(args: list[str], timeout_s: float) -> Iterator[tuple[Keyframe, _Stde
     timer = threading.Timer(timeout_s, proc.kill)
     timer.start()
     try:
-        while (image := _read_ppm(proc.stdout)) is not None:
-            info = reader.frames.get(timeout=timeout_s)
-            if info is None:
-                raise DecodeError("decode_error", "frame without showinfo line")
-            pts, pts_time, ftype = info
-            rate = reader.frame_rate or 0.0
-            yield Keyframe(round(pts_time * rate), pts, pts_time, ftype, image), reader
-        returncode = proc.wait()
+        try:
+            while (image := _read_ppm(proc.stdout)) is not None:
+                info = reader.frames.get(timeout=timeout_s)
+                if info is None:
+                    raise DecodeError("decode_error", "frame without showinfo line")
+                pts, pts_time, ftype = info
+                rate = reader.frame_rate or 0.0
+                yield Keyframe(round(pts_time * rate), pts, pts_time, ftype, image), reader
+            returncode = proc.wait()
+        except (DecodeError, queue.Empty) as e:
+            if timer.is_alive():
+                if isinstance(e, DecodeError):
+                    raise
+                raise DecodeError("decode_error", "ffmpeg sent a frame but no frame info") from None
+            returncode = None  # the timer killed FFmpeg mid-frame
         reader.join(timeout=5)
         if not timer.is_alive():
-            raise DecodeError("timeout", f"ffmpeg took longer than {timeout_s:.0f} s")
+            raise DecodeError("timeout", f"ffmpeg took longer than {timeout_s:g} s")
         if returncode != 0:
             detail = " | ".join(reader.tail[-3:]) or f"ffmpeg exit {returncode}"
-            no_video = any(s in detail for s in _NO_VIDEO_MESSAGES)
-            raise DecodeError("no_video_stream" if no_video else "decode_error", detail)
+            if any(s in detail for s in _NO_VIDEO_MESSAGES):
+                raise DecodeError("no_video_stream", detail)
+            if any(_TOO_LARGE_MESSAGE in line for line in reader.tail):
+                raise DecodeError("frame_too_large", detail)
+            raise DecodeError("decode_error", detail)
     finally:
         timer.cancel()
         if proc.poll() is None:
@@ -168,17 +180,21 @@ def read_keyframes(
     max_keyframes: int | None = None,
     min_frames: int = 0,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Iterator[Keyframe]:
     """Yield the I-frames of a local video in order, then (if fewer than `min_frames`)
     `min_frames` evenly spaced frames of any type that are not I-frames already.
 
     Benchmark clips often carry only 1-4 I-frames in 10-30 s; the extra frames come from a
-    second pass that decodes every frame but keeps only the selected ones. Raises
-    `DecodeError` with a reason code; frames already yielded stay valid.
+    second pass that decodes every frame but keeps only the selected ones. FFmpeg refuses
+    frames over `max_pixels` and is killed after `timeout_s`, so one hostile file can
+    neither exhaust nor hang a worker. Raises `DecodeError` with a reason code; frames
+    already yielded stay valid.
     """
     seen: set[int] = set()
     duration = None
-    args = _command(path, {"skip_frame:v": "nokey", "threads": 1}, [("showinfo", ())], max_keyframes)
+    limits = {"max_pixels": max_pixels}
+    args = _command(path, {**limits, "skip_frame:v": "nokey", "threads": 1}, [("showinfo", ())], max_keyframes)
     for frame, reader in _decode(args, timeout_s):
         seen.add(frame.pts)
         duration = reader.duration
@@ -188,7 +204,7 @@ def read_keyframes(
     if len(seen) >= min_frames or (max_keyframes and len(seen) >= max_keyframes):
         return
     budget = (max_keyframes - len(seen)) if max_keyframes else None
-    for frame in _evenly_spaced(path, min_frames, duration, timeout_s):
+    for frame in _evenly_spaced(path, min_frames, duration, timeout_s, limits):
         if frame.pts in seen:
             continue
         if budget is not None and budget <= 0:
@@ -197,12 +213,12 @@ def read_keyframes(
         yield frame
 
 
-def _evenly_spaced(path: str, n: int, duration: float | None, timeout_s: float) -> Iterator[Keyframe]:
+def _evenly_spaced(path: str, n: int, duration: float | None, timeout_s: float, limits: dict) -> Iterator[Keyframe]:
     """`n` frames at the middles of `n` equal slices of the video (one full decode)."""
     if not duration or duration <= 0:
         raise DecodeError("no_keyframes", "unknown duration: cannot space extra frames")
     step = duration / n
     expr = f"isnan(prev_selected_t)*gte(t,{step / 2:.6f})+gte(t-prev_selected_t,{step:.6f})"
-    args = _command(path, {}, [("select", (expr,)), ("showinfo", ())], n)
+    args = _command(path, limits, [("select", (expr,)), ("showinfo", ())], n)
     for frame, _ in _decode(args, timeout_s):
         yield frame

@@ -43,6 +43,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--shard-size", int, 2000, "Pairs per shard (~25 KB each at 64 px: ~50 MB shards)."),
     Option("--min-shards", int, 16, "Each split gets at least this many shards (when it has that many pairs), so loader workers x GPUs all get data."),
     Option("--ffmpeg-timeout", float, 600.0, "Seconds one ffmpeg call may run before the video is recorded as a timeout."),
+    Option("--max-frame-pixels", int, 40_000_000, "FFmpeg refuses frames larger than this many pixels (frame_too_large), bounding memory per worker."),
     Option("--max-failure-rate", float, 1.0, "Exit non-zero when more than this fraction of input videos gave no pair."),
 )
 
@@ -70,4 +71,5 @@ class BuildShardsOptions(PipelineOptions):
             detect_max_side=self.detect_max_side,
             cnn_model=self.cnn_model,
             timeout_s=self.ffmpeg_timeout,
+            max_pixels=self.max_frame_pixels,
         )

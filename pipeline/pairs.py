@@ -10,7 +10,7 @@ from PIL import Image
 
 from pipeline.faces import FaceDetector
 from pipeline.geometry import Square, fit_squares
-from pipeline.keyframes import DEFAULT_TIMEOUT_S, DecodeError, Keyframe, read_keyframes
+from pipeline.keyframes import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT_S, DecodeError, Keyframe, read_keyframes
 from shards.schema import PairSample, make_key
 
 # "area" (box filter: each output pixel is the mean of the source pixels it covers) is the
@@ -39,6 +39,7 @@ class ExtractOptions:
     detect_max_side: int = 640
     cnn_model: str | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def detector(self) -> FaceDetector:
         return FaceDetector(upsample=self.upsample, max_side=self.detect_max_side, cnn_model=self.cnn_model)
@@ -89,7 +90,8 @@ def frame_pairs(
     """
     try:
         for kf in read_keyframes(
-            path, max_keyframes=options.max_keyframes, min_frames=options.min_frames, timeout_s=options.timeout_s
+            path, max_keyframes=options.max_keyframes, min_frames=options.min_frames, timeout_s=options.timeout_s,
+            max_pixels=options.max_pixels,
         ):
             h, w = kf.image.shape[:2]
             faces = detector.detect(kf.image)

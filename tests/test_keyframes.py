@@ -61,3 +61,15 @@ def test_bad_files_raise_with_reason(tmp_path):
         assert len(frames) < len(list(read_keyframes(full)))
     except DecodeError as err:
         assert err.reason in ("decode_error", "no_keyframes")
+
+
+def test_frame_size_cap_and_timeout(tmp_path):
+    path = lavfi_video(str(tmp_path / "v.mp4"), size="320x240")
+    with pytest.raises(DecodeError) as e:
+        list(read_keyframes(path, max_pixels=320 * 240 - 1))
+    assert e.value.reason == "frame_too_large"
+    assert len(list(read_keyframes(path, max_pixels=320 * 240))) == 5
+    big = lavfi_video(str(tmp_path / "big.mp4"), size="1920x1080", gop=1, seconds=4.0)
+    with pytest.raises(DecodeError) as e:
+        list(read_keyframes(big, timeout_s=0.05))
+    assert e.value.reason == "timeout"
