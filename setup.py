@@ -21,6 +21,7 @@ setup(
     install_requires=CORE,
     extras_require={
         "pipeline": PIPELINE,
+        "dataflow": ["apache-beam[gcp]==2.77.0", *MEDIA],
         "detect": MEDIA,
         "training": TRAINING,
         "demo": DEMO,

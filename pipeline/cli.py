@@ -17,8 +17,9 @@ def _click_option(opt) -> click.Option:
     return click.Option(
         [opt.flag, opt.dest],
         type=click.Choice(opt.choices) if opt.choices else opt.type,
+        is_flag=opt.is_flag,
         default=opt.default,
-        show_default=opt.default is not None,
+        show_default=opt.default is not None and not opt.is_flag,
         required=opt.required,
         help=opt.help,
     )
@@ -44,11 +45,19 @@ def _build_shards(beam_args: tuple[str, ...], **values) -> None:
     argv = []
     for opt in OPTIONS:
         value = values[opt.dest]
-        if value is not None:
+        if opt.is_flag:
+            argv += [opt.flag] if value else []
+        elif value is not None:
             argv += [opt.flag, str(value)]
+    argv += beam_args
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     try:
-        result = run(argv + list(beam_args))
+        if values["dry_run"]:
+            from pipeline.dryrun import plan
+
+            click.echo(plan(argv).summary())
+            return
+        result = run(argv)
     except InputError as e:
         raise click.UsageError(str(e)) from None
     click.echo(_summary(result))

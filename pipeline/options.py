@@ -27,6 +27,11 @@ class Option:
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
 
+    @property
+    def is_flag(self) -> bool:
+        """A bool option is a switch: present means True, it takes no value."""
+        return self.type is bool
+
 
 OPTIONS: tuple[Option, ...] = (
     Option("--input", str, None, "Directory, glob or CSV manifest (path,label[,split,group]); local or gs://.", required=True),
@@ -45,6 +50,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("--ffmpeg-timeout", float, 600.0, "Seconds one ffmpeg call may run before the video is recorded as a timeout."),
     Option("--max-frame-pixels", int, 40_000_000, "FFmpeg refuses frames larger than this many pixels (frame_too_large), bounding memory per worker."),
     Option("--max-failure-rate", float, 1.0, "Exit non-zero when more than this fraction of input videos gave no pair."),
+    Option("--dry-run", bool, False, "List the inputs, build the pipeline and serialise it for --runner (with DataflowRunner: "
+           "validate the options and build the job request), then stop: nothing runs, nothing is submitted or written."),
 )
 
 
@@ -54,7 +61,11 @@ class BuildShardsOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser) -> None:
         for opt in OPTIONS:
-            kwargs: dict[str, Any] = {"dest": opt.dest, "type": opt.type, "default": opt.default, "help": opt.help}
+            kwargs: dict[str, Any] = {"dest": opt.dest, "default": opt.default, "help": opt.help}
+            if opt.is_flag:
+                kwargs["action"] = "store_true"
+            else:
+                kwargs["type"] = opt.type
             if opt.choices:
                 kwargs["choices"] = opt.choices
             parser.add_argument(opt.flag, **kwargs)

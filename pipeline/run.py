@@ -51,19 +51,28 @@ def _versions() -> dict[str, str]:
 def _runner(options: PipelineOptions):
     std = options.view_as(StandardOptions)
     if std.runner in LOCAL_RUNNERS:
+        from apache_beam.portability.api import beam_provision_api_pb2
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+        from apache_beam.runners.portability.fn_api_runner.fn_runner import ExtendedProvisionInfo
+        from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
         direct = options.view_as(DirectOptions)
         if direct.direct_num_workers == 1 and not direct.direct_running_mode or direct.direct_running_mode == "in_memory":
             direct.direct_num_workers = 0  # 0 = one worker per core
             direct.direct_running_mode = "multi_processing"
-        return FnApiRunner()
+        # A bare FnApiRunner gives its worker processes no pipeline options, so they would
+        # not import `--beam_plugins` (filesystems for other schemes) nor configure
+        # FileSystems from the options (e.g. S3 credentials): hand them over as the
+        # portable runners do.
+        encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options(drop_default=True))
+        provision = beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+        return FnApiRunner(provision_info=ExtendedProvisionInfo(provision))
     return std.runner
 
 
-def run(argv: list[str]) -> BuildResult:
-    """Run the whole build; returns what `_info.json` and `failures.jsonl` say."""
-    options = PipelineOptions(argv)
+def build_pipeline(options: PipelineOptions) -> tuple[beam.Pipeline, int]:
+    """The whole build as a pipeline for `options`' runner, not yet run; and the number
+    of input videos (listed here, on the driver: their records are the pipeline's input)."""
     build = options.view_as(BuildShardsOptions)
     extract = build.extract_options()
     records = list_videos(build.input)
@@ -74,22 +83,37 @@ def run(argv: list[str]) -> BuildResult:
         "options": {"shard_size": build.shard_size, "min_shards": build.min_shards},
         "versions": _versions(),
     }
+    pipeline = beam.Pipeline(runner=_runner(options), options=options)
+    _ = pipeline | "Videos" >> beam.Create(records) | "Build" >> BuildShards(
+        build.output, extract, build.shard_size, build.min_shards, extra
+    )
+    return pipeline, len(records)
+
+
+def run(argv: list[str]) -> BuildResult:
+    """Run the whole build; returns what `_info.json` and `failures.jsonl` say."""
+    options = PipelineOptions(argv)
+    output = options.view_as(BuildShardsOptions).output
+    pipeline, _ = build_pipeline(options)
     start = time.perf_counter()
-    with beam.Pipeline(runner=_runner(options), options=options) as p:
-        _ = p | "Videos" >> beam.Create(records) | "Build" >> BuildShards(
-            build.output, extract, build.shard_size, build.min_shards, extra
-        )
+    pipeline.run().wait_until_finish()
     seconds = time.perf_counter() - start
-    with FileSystems.open(FileSystems.join(build.output, INFO_NAME)) as f:
+    with FileSystems.open(FileSystems.join(output, INFO_NAME)) as f:
         info = json.load(f)
-    with FileSystems.open(FileSystems.join(build.output, FAILURES_NAME)) as f:
+    with FileSystems.open(FileSystems.join(output, FAILURES_NAME)) as f:
         failures = [json.loads(line) for line in f.read().decode("utf-8").splitlines() if line]
     return BuildResult(info, failures, seconds)
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    result = run(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if PipelineOptions(argv).view_as(BuildShardsOptions).dry_run:
+        from pipeline.dryrun import plan  # dryrun builds on this module
+
+        print(plan(argv).summary())
+        return
+    result = run(argv)
     print(json.dumps({"splits": {k: v["num_samples"] for k, v in result.info["splits"].items()},
                       "failures": result.info["failures"]}, indent=2))
 

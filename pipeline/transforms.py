@@ -38,6 +38,10 @@ def local_copy(path: str) -> Iterator[str]:
     if "://" not in path:
         yield path
         return
+    if not FileSystems.exists(path):
+        # Object stores raise their own error types for a missing object (GCS: NotFound,
+        # not an OSError), which would fail the bundle instead of recording the video.
+        raise FileNotFoundError(path)
     suffix = posixpath.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(suffix=suffix, prefix="noisetrace-")
     try:

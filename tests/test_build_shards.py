@@ -115,3 +115,28 @@ def test_cli_prints_counts_and_checks_failure_rate(videos, tmp_path):
         assert text in res.output
     res = runner.invoke(build_shards, ["--input", str(tmp_path / "missing"), "--output", str(tmp_path / "o2")])
     assert res.exit_code == 2 and "no files under" in res.output and "Traceback" not in res.output
+
+
+def test_sigkill_mid_run_leaves_no_partial_shard_and_rerun_matches(videos, built, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import tarfile
+    import time
+
+    out, _ = built
+    target = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "pipeline.run", "--input", str(videos), "--output", str(target), "--min-shards", "3"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(target.glob("*/*pairs-*")):
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    for shard in target.glob("*/pairs-*.tar"):  # whatever is visible is whole
+        with tarfile.open(shard) as tar:
+            names = tar.getnames()
+        assert names and len(names) % 4 == 0
+    assert not (target / "_info.json").exists() or _digests(target)["_info.json"] == _digests(out)["_info.json"]
+    run(["--input", str(videos), "--output", str(target), "--min-shards", "3"])
+    assert _digests(target) == _digests(out)

@@ -100,3 +100,28 @@ def test_manifest(tmp_path):
         list_videos(str(tmp_path / "missing.csv"))
     with pytest.raises(InputError):
         list_videos(str(tmp_path / "nothing-here"))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from pipeline.splits import assign_groups  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(groups=st.lists(st.text(min_size=1, max_size=12), max_size=60), extra=st.lists(st.text(min_size=1, max_size=12), max_size=10))
+def test_split_assignment_is_deterministic_and_proportional(groups, extra):
+    a = assign_groups(groups)
+    assert a == assign_groups(list(reversed(groups)))  # order of discovery does not matter
+    assert set(a) == set(groups)
+    n = len(set(groups))
+    counts = {s: sum(1 for v in a.values() if v == s) for s in ("train", "val", "test")}
+    if n >= 3:
+        assert counts["val"] >= 1 and counts["test"] >= 1
+        assert counts["train"] >= counts["val"] and counts["train"] >= counts["test"]
+    if n >= 20:
+        assert abs(counts["train"] / n - 0.8) <= 0.1
+    # adding groups moves at most a few existing groups (a rank cut, not a reshuffle)
+    b = assign_groups(groups + extra)
+    moved = sum(1 for g in a if a[g] != b[g])
+    assert moved <= 2 * len(set(extra) - set(groups)) + 2
