@@ -1,0 +1,219 @@
+"""Training end to end on real (small) shards: learning, checkpoints, resume, DDP, CLI."""
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from shardgen import make_shards, read_jsonl
+from training.checkpoint import load_detector
+from training.cli import evaluate, pretrain_denoiser, train_from_shards, visualize
+from training.data import eval_loader, train_loader
+from training.predict import predict_pairs
+from training.train import TrainConfig, run_training
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return make_shards(str(tmp_path_factory.mktemp("shards")), {"train": 512, "val": 128, "test": 96}, shards_per_split=2, size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def small_shards(tmp_path_factory):
+    return make_shards(str(tmp_path_factory.mktemp("small")), {"train": 96, "val": 32}, shards_per_split=2, size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def trained(shards, tmp_path_factory):
+    """A tiny detector trained briefly; the learning test and the tools share it."""
+    run = str(tmp_path_factory.mktemp("run"))
+    config = TrainConfig(shards=shards, output=run, preset="tiny", epochs=4, batch_size=32, lr=1e-3,
+                         workers=0, input_size=SIZE, device="cpu")
+    return run_training(config)
+
+
+def _tiny(shards, output, **kw):
+    return TrainConfig(shards=shards, output=output, preset="tiny", batch_size=16, lr=1e-3, workers=0,
+                       input_size=SIZE, device="cpu", **kw)
+
+
+def test_tiny_model_learns_noise_mismatch(trained):
+    lines = read_jsonl(os.path.join(trained.output, "metrics.jsonl"))
+    assert [r["epoch"] for r in lines] == [1, 2, 3, 4]
+    assert set(lines[0]) == {"epoch", "loss", "val_accuracy", "val_auc", "pairs_per_s"}
+    assert max(r["val_auc"] for r in lines) > 0.9
+    assert lines[-1]["loss"] < lines[0]["loss"]
+    config = json.load(open(os.path.join(trained.output, "config.json")))
+    assert config["train"]["preset"] == "tiny" and config["model"]["depth"] == 4
+
+
+def test_checkpoints_load_weights_only_and_predict(trained, shards):
+    for name in ("best.pt", "last.pt"):
+        ckpt = torch.load(os.path.join(trained.output, name), map_location="cpu", weights_only=True)
+        assert {"model", "optimizer", "epoch", "config", "rng"} <= set(ckpt)
+        json.dumps(ckpt["config"])  # plain JSON types only
+    model, config = load_detector(os.path.join(trained.output, "best.pt"), "cpu")
+    batch = next(iter(eval_loader([f"{shards}/val/pairs-000000.tar"], batch_size=64)))
+    faces = batch["face"].permute(0, 2, 3, 1).numpy()
+    probs = predict_pairs(model, faces, batch["background"].permute(0, 2, 3, 1).numpy(), "cpu", batch_size=16)
+    assert probs.shape == (64,) and np.all((probs >= 0) & (probs <= 1))
+    assert np.mean((probs > 0.5) == (batch["cls"].numpy() == 1)) > 0.8
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(small_shards, tmp_path):
+    full = run_training(_tiny(small_shards, str(tmp_path / "full"), epochs=3))
+    run_training(_tiny(small_shards, str(tmp_path / "split"), epochs=1))
+    resumed = run_training(_tiny(small_shards, str(tmp_path / "split"), epochs=3, resume=True))
+    assert [r["epoch"] for r in resumed.history] == [2, 3]
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "split" / "last.pt", weights_only=True)["model"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "pairs_per_s"} for r in rows]  # noqa: E731
+    assert strip(read_jsonl(str(tmp_path / "split" / "metrics.jsonl"))) == strip(full.history)
+
+
+def test_epoch_length_is_fixed_and_too_few_shards_is_an_error(small_shards):
+    loader, batches = train_loader(small_shards, batch_size=16, epoch=0, workers=2, balance=False)
+    got = list(loader)
+    assert batches == 96 // 16 and len(got) == batches
+    assert all(b["face"].dtype == torch.uint8 and b["face"].shape == (16, 3, SIZE, SIZE) for b in got)
+    # Different epochs see different orders; the same epoch the same order.
+    first = lambda e: next(iter(train_loader(small_shards, batch_size=16, epoch=e)[0]))["key"]  # noqa: E731
+    assert first(0) == first(0) and first(0) != first(1)
+    with pytest.raises(ValueError, match="fewer than ranks x workers"):
+        train_loader(small_shards, batch_size=16, epoch=0, workers=3)
+
+
+def test_balance_evens_out_classes(tmp_path):
+    root = make_shards(str(tmp_path), {"train": 400}, shards_per_split=2, size=16, fake_every=4)  # 25% fake
+    loader, batches = train_loader(root, batch_size=20, epoch=0, balance=True, shuffle_buffer=50)
+    labels = torch.cat([b["cls"] for b in loader])
+    assert batches == 2 * 100 // 20 and labels.numel() == 200
+    assert 0.4 < labels.float().mean().item() < 0.6
+
+
+def test_cli_evaluate_and_visualize_write_what_they_promise(trained, shards, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "eval"
+    res = runner.invoke(evaluate, ["--checkpoint", f"{trained.output}/best.pt", "--shards", shards, "--split", "test",
+                                   "--output", str(out), "--workers", "0", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    metrics = json.load(open(out / "metrics.json"))
+    assert {"frame_accuracy", "frame_auc", "video_auc", "counts", "dataset_counts"} <= set(metrics)
+    assert metrics["counts"] == {"real": 48, "fake": 48} and metrics["frames"] == 96
+    assert set(metrics["dataset_counts"]) == {"synthetic-a", "synthetic-b"}
+    assert metrics["videos"] == 48 and metrics["video_auc"] > 0.9
+    assert len(read_jsonl(str(out / "predictions.jsonl"))) == 96
+    with Image.open(out / "roc.png") as im:
+        assert im.format == "PNG" and min(im.size) > 200
+    fig = tmp_path / "fig.png"
+    res = runner.invoke(visualize, ["--checkpoint", f"{trained.output}/best.pt", "--shards", shards, "--output", str(fig), "--rows", "4"])
+    assert res.exit_code == 0, res.output
+    with Image.open(fig) as im:
+        assert im.format == "PNG" and im.size[0] > 400 and im.size[1] > 400
+
+
+def test_bad_arguments_are_one_line_errors(trained, shards, tmp_path):
+    runner = CliRunner()
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"garbage")
+    res = runner.invoke(evaluate, ["--checkpoint", str(junk), "--shards", shards, "--output", str(tmp_path / "e")])
+    assert res.exit_code == 1 and "not a torch weights file" in res.output and "Traceback" not in res.output
+    torch.save({"format": "noisetrace-dncnn", "extractor": {}, "config": {}}, tmp_path / "den.pt")
+    res = runner.invoke(evaluate, ["--checkpoint", str(tmp_path / "den.pt"), "--shards", shards, "--output", str(tmp_path / "e")])
+    assert res.exit_code == 1 and "not a noisetrace detector checkpoint" in res.output
+    res = runner.invoke(train_from_shards, ["--shards", shards, "--output", str(tmp_path / "r"), "--resume"])
+    assert res.exit_code == 1 and "does not exist" in res.output
+    res = runner.invoke(train_from_shards, ["--shards", shards, "--output", str(tmp_path / "r"), "--preset", "huge"])
+    assert res.exit_code == 2 and "huge" in res.output
+    res = runner.invoke(evaluate, ["--checkpoint", f"{trained.output}/best.pt", "--shards", shards, "--split", "nope",
+                                   "--output", str(tmp_path / "e")])
+    assert res.exit_code == 1 and "no shards for split 'nope'" in res.output
+
+
+def test_pretrained_denoiser_initialises_the_detector(small_shards, tmp_path):
+    den = tmp_path / "den.pt"
+    res = CliRunner().invoke(pretrain_denoiser, ["--shards", small_shards, "--output", str(den), "--preset", "tiny",
+                                                 "--epochs", "1", "--batch-size", "16", "--patch-size", str(SIZE), "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    result = run_training(_tiny(small_shards, str(tmp_path / "run"), epochs=1, init_denoiser=str(den)))
+    config = json.load(open(os.path.join(result.output, "config.json")))
+    assert config["init_denoiser_format"] == "noisetrace-dncnn"
+    # The detector's extractor started from the denoiser: its first conv moved only by one epoch.
+    den_w = torch.load(den, weights_only=True)["extractor"]["layers.0.weight"]
+    fresh = run_training(_tiny(small_shards, str(tmp_path / "fresh"), epochs=1))
+    trained_w = torch.load(os.path.join(result.output, "last.pt"), weights_only=True)["model"]["extractor.layers.0.weight"]
+    fresh_w = torch.load(os.path.join(fresh.output, "last.pt"), weights_only=True)["model"]["extractor.layers.0.weight"]
+    assert (trained_w - den_w).abs().mean() < (fresh_w - den_w).abs().mean()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("training.selfblend") is None, reason="training/selfblend.py not written yet")
+def test_self_blend_turns_real_pairs_into_fakes(small_shards, tmp_path):
+    from training.train import _apply_self_blend
+
+    faces = torch.randint(0, 256, (8, 3, SIZE, SIZE), dtype=torch.uint8)
+    labels = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1])
+    out, new = _apply_self_blend(faces, labels, 0.5, torch.Generator().manual_seed(0))
+    changed = (out != faces).flatten(1).any(1)
+    assert new.sum() == 2 + 4 and torch.equal(changed, (new == 1) & (labels == 0))
+    result = run_training(_tiny(small_shards, str(tmp_path / "sb"), epochs=1, self_blend=0.5))
+    assert result.history[0]["epoch"] == 1
+
+
+DDP_DRIVER = """
+import json, os, sys
+sys.path.insert(0, {tests!r})
+from training.train import TrainConfig, run_training
+r = run_training(TrainConfig(shards={shards!r}, output={out!r}, preset="tiny", epochs=2, batch_size=8, lr=1e-3,
+                             workers=1, input_size={size}, device="cpu"))
+with open(os.path.join({out!r}, "rank%s.json" % os.environ["RANK"]), "w") as f:
+    json.dump(r.history, f)
+"""
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+def test_two_process_ddp_on_cpu_agrees(small_shards, tmp_path):
+    out = str(tmp_path / "ddp")
+    os.makedirs(out)
+    driver = tmp_path / "driver.py"
+    driver.write_text(DDP_DRIVER.format(tests=os.path.dirname(__file__), shards=small_shards, out=out, size=SIZE))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", "29517", str(driver)],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (json.load(open(os.path.join(out, f"rank{r}.json"))) for r in (0, 1))
+    assert len(r0) == 2 and r0 == r1  # loss, val metrics and pairs/s are all reduced across ranks
+    assert len(read_jsonl(os.path.join(out, "metrics.jsonl"))) == 2 and os.path.exists(os.path.join(out, "best.pt"))
+
+
+def test_cli_module_imports_without_torch():
+    """`noisetrace --help` on a pipeline-only install must not need torch."""
+    code = "import sys, training.cli; assert 'torch' not in sys.modules and 'webdataset' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_pretrain_denoiser_from_an_image_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(tmp_path / f"img{i}.png")
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "too_small.png")
+    out = tmp_path / "w" / "den.pt"
+    res = CliRunner().invoke(pretrain_denoiser, ["--images", str(tmp_path), "--output", str(out), "--preset", "tiny",
+                                                 "--epochs", "2", "--batch-size", "2", "--patch-size", "32", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("noise MSE") == 2
+    from training.model import DnCNN
+    from training.weights import load_extractor_weights
+    assert load_extractor_weights(DnCNN(4, 16), str(out)) == "noisetrace-dncnn"
+    res = CliRunner().invoke(pretrain_denoiser, ["--output", str(out)])
+    assert res.exit_code == 2 and "exactly one of --shards or --images" in res.output

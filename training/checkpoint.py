@@ -1,0 +1,59 @@
+"""Checkpoints: state dicts + plain-JSON config, readable with `torch.load(weights_only=True)`.
+
+Nothing pickled beyond tensors, numbers, strings, lists and dicts, so loading a
+checkpoint cannot run code; a `format` tag lets every reader refuse other files clearly.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from training.model import SiameseNoiseNet
+from training.presets import ModelConfig
+
+CHECKPOINT_FORMAT = "noisetrace-detector"
+DENOISER_FORMAT = "noisetrace-dncnn"
+
+
+class NotACheckpoint(ValueError):
+    """A file that is not the kind of torch file the caller asked for."""
+
+
+def read_torch_file(path: str) -> dict[str, Any]:
+    """`torch.load(path, weights_only=True)` on CPU, with errors that name the file."""
+    if not os.path.isfile(path):
+        raise NotACheckpoint(f"{path}: no such file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and weights_only errors all mean the same here
+        # torch's own message suggests weights_only=False, i.e. running the file's code: not here.
+        raise NotACheckpoint(f"{path}: not a torch weights file that loads with weights_only=True ({type(exc).__name__})") from exc
+    if not isinstance(obj, dict):
+        raise NotACheckpoint(f"{path}: holds a {type(obj).__name__}, not a dict of weights")
+    return obj
+
+
+def save_checkpoint(path: str, state: dict[str, Any]) -> None:
+    """Write atomically (temp file + rename) so an interrupted save never leaves half a file."""
+    tmp = f"{path}.tmp"
+    torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """A detector checkpoint written by `save_checkpoint`; anything else is refused."""
+    ckpt = read_torch_file(path)
+    if ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt or "config" not in ckpt:
+        raise NotACheckpoint(f"{path}: not a noisetrace detector checkpoint")
+    return ckpt
+
+
+def load_detector(path: str, device: str | torch.device = "cpu") -> tuple[SiameseNoiseNet, dict[str, Any]]:
+    """(model in eval mode on `device`, training config) from a detector checkpoint."""
+    ckpt = load_checkpoint(path)
+    config = ckpt["config"]
+    model = SiameseNoiseNet(ModelConfig.from_dict(config["model"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), config

@@ -1,0 +1,117 @@
+"""Click commands of the trainer; `noisetrace/cli.py` registers these same objects.
+
+Expected failures (bad paths, a file that is not a checkpoint, too few shards) become
+one-line click errors; anything else is a bug and keeps its traceback. Importing this
+module needs neither torch nor webdataset: each command imports its implementation
+when it runs, so `noisetrace --help` works on a pipeline-only install.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from training.presets import PRESETS
+
+_EXPECTED = (ValueError, FileNotFoundError)  # NotACheckpoint is a ValueError
+_DIR = click.Path(exists=True, file_okay=False)
+_FILE = click.Path(exists=True, dir_okay=False)
+
+
+def _one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except _EXPECTED as exc:
+            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+    return wrapper
+
+
+_preset = click.option("--preset", type=click.Choice(sorted(PRESETS)), default="paper", show_default=True,
+                       help="Model size: paper (20-layer DnCNN, a GPU job), small, tiny (CPU).")
+_device = click.option("--device", default=None, help="torch device; default CUDA when present, else CPU.")
+_workers = click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="DataLoader workers per process.")
+_seed = click.option("--seed", type=int, default=0, show_default=True)
+
+
+@click.command("train-from-shards")
+@click.option("--shards", required=True, type=_DIR, help="Shard directory written by build-shards (holds _info.json).")
+@click.option("--output", required=True, type=click.Path(file_okay=False), help="Run directory: config.json, metrics.jsonl, best.pt, last.pt.")
+@_preset
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Pairs per batch per process.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True, help="Adam learning rate.")
+@click.option("--init-denoiser", type=_FILE, default=None, help="Extractor weights: pretrain-denoiser output, a detector checkpoint or KAIR DnCNN weights.")
+@click.option("--resume", is_flag=True, help="Continue OUTPUT/last.pt with its saved options; only --shards, --epochs and --device may change.")
+@click.option("--self-blend", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Fraction of each batch turned into self-blended fakes from real pairs.")
+@click.option("--balance/--no-balance", default=True, show_default=True, help="Downsample the majority class so real and fake are seen equally often.")
+@click.option("--input-size", type=click.IntRange(min=8), default=64, show_default=True, help="Side of the face/background squares in the shards.")
+@_seed
+@_workers
+@_device
+@_one_line_errors
+def train_from_shards(**options: Any) -> None:
+    """Train the Siamese noise-trace detector from pair shards (DDP under torchrun)."""
+    from training.train import TrainConfig, run_training
+
+    run_training(TrainConfig(**options))
+
+
+@click.command("pretrain-denoiser")
+@click.option("--shards", type=_DIR, default=None, help="Shard directory: faces and backgrounds of its train split.")
+@click.option("--images", type=_DIR, default=None, help="Or a folder of images (random crops).")
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="Weights file to write (.pt).")
+@_preset
+@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--sigma-max", type=click.FloatRange(min=0, min_open=True), default=55.0, show_default=True, help="Noise sigma ~ U(0, sigma-max)/255 per image.")
+@click.option("--patch-size", type=click.IntRange(min=8), default=64, show_default=True)
+@_seed
+@_workers
+@_device
+@_one_line_errors
+def pretrain_denoiser(**options: Any) -> None:
+    """Train the DnCNN extractor as a blind Gaussian denoiser (no download needed)."""
+    from training.pretrain import PretrainConfig, run_pretraining
+
+    if (options["shards"] is None) == (options["images"] is None):
+        raise click.UsageError("give exactly one of --shards or --images")
+    click.echo(run_pretraining(PretrainConfig(**options)))
+
+
+@click.command("evaluate")
+@click.option("--checkpoint", required=True, type=_FILE)
+@click.option("--shards", required=True, type=_DIR)
+@click.option("--split", default="test", show_default=True)
+@click.option("--output", required=True, type=click.Path(file_okay=False), help="Directory for metrics.json, roc.png, predictions.jsonl.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@_workers
+@_device
+@_one_line_errors
+def evaluate(**options: Any) -> None:
+    """Frame and video accuracy/AUC of a checkpoint on one split of a shard directory."""
+    from training.evaluate import run_evaluation
+
+    metrics = run_evaluation(**options)
+    click.echo(json.dumps({k: metrics[k] for k in ("frames", "videos", "frame_accuracy", "frame_auc", "video_auc")}))
+
+
+@click.command("visualize")
+@click.option("--checkpoint", required=True, type=_FILE)
+@click.option("--shards", required=True, type=_DIR)
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--rows", type=click.IntRange(min=2), default=4, show_default=True, help="Rows of pairs: half real, half fake.")
+@_device
+@_one_line_errors
+def visualize(**options: Any) -> None:
+    """The paper's Fig. 6: faces and backgrounds above their noise traces."""
+    from training.visualize import run_visualize
+
+    click.echo(run_visualize(**options))

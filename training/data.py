@@ -1,0 +1,175 @@
+"""Streaming pair loaders over WebDataset shards, as composable stages; uint8 out.
+
+Training stream, per rank and DataLoader worker:
+  shard URLs reshuffled every pass, seeded by (seed, epoch, pass)   -> same order on all ranks
+  -> wds.split_by_node -> wds.split_by_worker                      -> disjoint shards
+  -> tar samples -> shards.reader.decode_pair                      -> uint8 HxWx3, no float
+  -> [balance_classes] -> shuffle buffer -> [horizontal flip] -> batches of uint8 tensors
+The shard list repeats forever and the loader stops after a fixed number of batches, the
+same on every rank, so DDP ranks never wait on one that ran dry (webdataset #188, #65).
+Every random stage draws from a generator seeded by (seed, epoch, rank, worker): a run
+is reproducible and resuming at an epoch boundary replays exactly the same batches.
+Conversion to float and [0, 1] scaling happens on the device (`training.model.to_unit_float`).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from itertools import count
+from typing import Any
+
+import numpy as np
+import torch
+import webdataset as wds
+
+from shards.info import read_info, split_urls
+from shards.reader import decode_pair
+from shards.schema import CLS_FAKE, CLS_REAL
+
+Sample = dict[str, Any]
+Stage = Callable[[Iterable[Sample]], Iterator[Sample]]
+
+
+def world_info() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) when run alone."""
+    rank, world, _, _ = wds.utils.pytorch_worker_info()
+    return rank, world
+
+
+def _rng(seed: int, epoch: int, salt: int) -> np.random.Generator:
+    """A generator unique to this (seed, epoch, rank, worker, stage)."""
+    rank, _, worker, _ = wds.utils.pytorch_worker_info()
+    return np.random.default_rng([seed, epoch, rank, worker, salt])
+
+
+def shuffled_shards(urls: list[str], seed: int, epoch: int) -> Stage:
+    """Endless passes over the shard list, each in an order seeded by (seed, epoch, pass);
+    identical on every rank and worker, so node/worker splitting stays disjoint."""
+
+    def stage(_: Iterable[Sample] | None = None) -> Iterator[Sample]:
+        for n in count():
+            for i in np.random.default_rng([seed, epoch, n]).permutation(len(urls)):
+                yield {"url": urls[i]}
+
+    return stage
+
+
+def balance_classes(keep_fraction: dict[int, float], seed: int, epoch: int) -> Stage:
+    """Drop samples of the majority class at random so real and fake arrive equally often.
+
+    Downsampling keeps memory bounded on an endless stream, unlike holding back the
+    majority class until the minority catches up.
+    """
+
+    def stage(src: Iterable[Sample]) -> Iterator[Sample]:
+        rng = _rng(seed, epoch, 1)
+        for sample in src:
+            if rng.random() < keep_fraction.get(sample["cls"], 1.0):
+                yield sample
+
+    return stage
+
+
+def seeded_shuffle(bufsize: int, seed: int, epoch: int) -> Stage:
+    """webdataset's shuffle buffer with a per-(epoch, rank, worker) seed, filled before
+    it yields: shards are sorted by key, which clusters classes, so a half-full buffer
+    would hand out a run of one class first."""
+
+    def stage(src: Iterable[Sample]) -> Iterator[Sample]:
+        seed_here = int(_rng(seed, epoch, 2).integers(2**31))
+        yield from wds.shuffle(bufsize, bufsize, seed=seed_here)(src)
+
+    return stage
+
+
+def horizontal_flip(seed: int, epoch: int) -> Stage:
+    """Flip face and background together, half the time.
+
+    A flip moves no pixel value, so the noise survives; flipping both squares of a pair
+    together keeps the phase of their sensor pattern (demosaicing, 8x8 codec blocks)
+    aligned, so a real pair never looks mismatched because of the augmentation.
+    """
+
+    def stage(src: Iterable[Sample]) -> Iterator[Sample]:
+        rng = _rng(seed, epoch, 3)
+        for sample in src:
+            if rng.random() < 0.5:
+                sample = {**sample, "face": sample["face"][:, ::-1], "background": sample["background"][:, ::-1]}
+            yield sample
+
+    return stage
+
+
+def collate_pairs(samples: list[Sample]) -> Sample:
+    """A list of decoded pairs -> uint8 (B,3,H,W) face/background tensors, int64 labels."""
+    faces = np.stack([s["face"] for s in samples]).transpose(0, 3, 1, 2)
+    backgrounds = np.stack([s["background"] for s in samples]).transpose(0, 3, 1, 2)
+    return {
+        "face": torch.from_numpy(np.ascontiguousarray(faces)),
+        "background": torch.from_numpy(np.ascontiguousarray(backgrounds)),
+        "cls": torch.tensor([s["cls"] for s in samples], dtype=torch.int64),
+        "key": [s["key"] for s in samples],
+        "meta": [s["meta"] for s in samples],
+    }
+
+
+def _already_collated(batch: Sample) -> Sample:
+    """DataLoader's default would walk every meta dict of every batch converting nothing."""
+    return batch
+
+
+def class_keep_fraction(class_counts: dict[str, int]) -> tuple[dict[int, float], int]:
+    """(keep probability per cls that evens out real and fake, samples kept per pass)."""
+    n = {CLS_REAL: class_counts.get("real", 0), CLS_FAKE: class_counts.get("fake", 0)}
+    if min(n.values()) == 0:
+        raise ValueError(f"cannot balance classes: counts are {class_counts}")
+    low = min(n.values())
+    return {c: low / k for c, k in n.items()}, 2 * low
+
+
+def train_loader(
+    root: str,
+    split: str = "train",
+    *,
+    batch_size: int,
+    epoch: int,
+    seed: int = 0,
+    workers: int = 0,
+    balance: bool = False,
+    flip: bool = True,
+    shuffle_buffer: int = 2000,
+) -> tuple[wds.WebLoader, int]:
+    """(loader for one epoch of this rank, batches it yields): fixed per epoch and rank."""
+    info = read_info(root)
+    urls = split_urls(root, split, info)
+    entry = info["splits"][split]
+    _, world = world_info()
+    readers = world * max(workers, 1)
+    if len(urls) < readers:
+        raise ValueError(
+            f"{root}: split {split!r} has {len(urls)} shards, fewer than ranks x workers = "
+            f"{world} x {max(workers, 1)}; write more shards or use fewer workers"
+        )
+    stages: list[Any] = [shuffled_shards(urls, seed, epoch), wds.split_by_node, wds.split_by_worker,
+                         wds.tarfile_to_samples(), wds.map(decode_pair)]
+    samples = entry["num_samples"]
+    if balance:
+        keep, samples = class_keep_fraction(entry.get("class_counts", {}))
+        stages.append(balance_classes(keep, seed, epoch))
+    stages.append(seeded_shuffle(shuffle_buffer, seed, epoch))
+    if flip:
+        stages.append(horizontal_flip(seed, epoch))
+    stages.append(wds.batched(batch_size, collation_fn=collate_pairs, partial=False))
+    batches = samples // (world * batch_size)
+    if batches == 0:
+        raise ValueError(f"{root}: split {split!r} has {samples} usable samples, fewer than one batch of {batch_size} per rank x {world} ranks")
+    loader = wds.WebLoader(wds.DataPipeline(*stages), batch_size=None, num_workers=workers, collate_fn=_already_collated)
+    return loader.with_epoch(batches), batches
+
+
+def eval_loader(urls: list[str], *, batch_size: int, workers: int = 0) -> wds.WebLoader:
+    """Every pair of `urls` exactly once, unshuffled, unflipped; the last batch may be short."""
+    pipeline = wds.DataPipeline(
+        wds.SimpleShardList(urls), wds.split_by_worker, wds.tarfile_to_samples(), wds.map(decode_pair),
+        wds.batched(batch_size, collation_fn=collate_pairs, partial=True),
+    )
+    return wds.WebLoader(pipeline, batch_size=None, num_workers=min(workers, len(urls)), collate_fn=_already_collated)

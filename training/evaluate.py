@@ -1,0 +1,92 @@
+"""`evaluate`: frame- and video-level accuracy/AUC of a checkpoint on a shard split."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from shards.info import split_urls  # noqa: E402
+from shards.schema import CLS_TO_LABEL  # noqa: E402
+from training.checkpoint import load_detector  # noqa: E402
+from training.data import eval_loader  # noqa: E402
+from training.device import resolve_device  # noqa: E402
+from training.metrics import accuracy, finite_or_none, per_group_mean, roc_auc, roc_curve  # noqa: E402
+from training.predict import predict_loader  # noqa: E402
+
+METRICS_NAME = "metrics.json"
+ROC_NAME = "roc.png"
+PREDICTIONS_NAME = "predictions.jsonl"
+
+
+def summarize(labels: np.ndarray, probs: np.ndarray, videos: list[str], datasets: list[str]) -> dict[str, Any]:
+    """The metrics.json content for one set of frame predictions."""
+    names, video_labels, video_probs = per_group_mean(videos, labels, probs)
+    per_dataset: dict[str, Any] = {}
+    for ds in sorted(set(datasets)):
+        mask = np.array([d == ds for d in datasets])
+        per_dataset[ds] = {
+            "counts": {CLS_TO_LABEL[c]: int(np.sum(labels[mask] == c)) for c in CLS_TO_LABEL},
+            "frame_accuracy": finite_or_none(accuracy(labels[mask], probs[mask])),
+            "frame_auc": finite_or_none(roc_auc(labels[mask], probs[mask])),
+        }
+    return {
+        "frames": int(labels.size),
+        "videos": len(names),
+        "frame_accuracy": finite_or_none(accuracy(labels, probs)),
+        "frame_auc": finite_or_none(roc_auc(labels, probs)),
+        "video_accuracy": finite_or_none(accuracy(video_labels, video_probs)),
+        "video_auc": finite_or_none(roc_auc(video_labels, video_probs)),
+        "counts": {CLS_TO_LABEL[c]: int(np.sum(labels == c)) for c in CLS_TO_LABEL},
+        "video_counts": {CLS_TO_LABEL[c]: int(np.sum(video_labels == c)) for c in CLS_TO_LABEL},
+        "dataset_counts": {ds: v["counts"] for ds, v in per_dataset.items()},
+        "per_dataset": per_dataset,
+    }
+
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str) -> None:
+    """One ROC plot: {name: (labels, scores)} each as a curve with its AUC in the legend."""
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
+    for name, (labels, scores) in curves.items():
+        fpr, tpr, _ = roc_curve(labels, scores)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc(labels, scores):.3f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01), title="ROC (fake = positive)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run_evaluation(
+    checkpoint: str,
+    shards: str,
+    output: str,
+    split: str = "test",
+    batch_size: int = 256,
+    workers: int = 2,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Write OUTPUT/metrics.json, roc.png and predictions.jsonl; returns the metrics."""
+    dev = resolve_device(device)
+    model, config = load_detector(checkpoint, dev)
+    out = predict_loader(model, eval_loader(split_urls(shards, split), batch_size=batch_size, workers=workers), dev)
+    videos = [m["video"] for m in out["meta"]]
+    datasets = [m["dataset"] for m in out["meta"]]
+    metrics = {"checkpoint": checkpoint, "shards": shards, "split": split,
+               **summarize(out["cls"], out["prob"], videos, datasets)}
+    os.makedirs(output, exist_ok=True)
+    with open(os.path.join(output, METRICS_NAME), "w", encoding="utf-8") as f:
+        json.dump(metrics, f, indent=2, sort_keys=True)
+    with open(os.path.join(output, PREDICTIONS_NAME), "w", encoding="utf-8") as f:
+        for key, meta, y, p in zip(out["key"], out["meta"], out["cls"], out["prob"]):
+            f.write(json.dumps({"key": key, "video": meta["video"], "dataset": meta["dataset"],
+                                "frame_index": meta["frame_index"], "cls": int(y), "fake_probability": float(p)}) + "\n")
+    _, video_labels, video_probs = per_group_mean(videos, out["cls"], out["prob"])
+    plot_roc({"frames": (out["cls"], out["prob"]), "videos": (video_labels, video_probs)}, os.path.join(output, ROC_NAME))
+    return metrics

@@ -1,0 +1,56 @@
+"""Accuracy and ROC AUC in numpy (no sklearn on a GPU node), tie-aware like sklearn's."""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+
+def accuracy(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> float:
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return float("nan")
+    return float(np.mean((np.asarray(probs) >= threshold) == (labels == 1)))
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds), one point per distinct score, starting at (0, 0)."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="mergesort")
+    scores, labels = scores[order], labels[order]
+    # The last index of each run of equal scores: tied samples move the curve together.
+    last = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1] if scores.size else np.array([], int)
+    tps = np.cumsum(labels)[last]
+    fps = (last + 1) - tps
+    n_pos, n_neg = labels.sum(), (~labels).sum()
+    tpr = np.r_[0.0, tps / n_pos] if n_pos else np.full(last.size + 1, np.nan)
+    fpr = np.r_[0.0, fps / n_neg] if n_neg else np.full(last.size + 1, np.nan)
+    return fpr, tpr, np.r_[np.inf, scores[last]]
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve; NaN when only one class is present (AUC is undefined)."""
+    labels = np.asarray(labels)
+    if labels.size == 0 or labels.min() == labels.max():
+        return float("nan")
+    fpr, tpr, _ = roc_curve(labels, scores)
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))  # trapezoids; np.trapezoid needs numpy 2
+
+
+def per_group_mean(groups: list[str], labels: np.ndarray, probs: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(group names, label, mean probability) per group, e.g. per video: a video's score
+    is the mean of its frames' fake probabilities."""
+    sums: dict[str, list[float]] = defaultdict(list)
+    label_of: dict[str, int] = {}
+    for g, y, p in zip(groups, labels, probs):
+        sums[g].append(float(p))
+        label_of[g] = int(y)
+    names = sorted(sums)
+    return names, np.array([label_of[g] for g in names]), np.array([np.mean(sums[g]) for g in names])
+
+
+def finite_or_none(x: float) -> float | None:
+    """NaN (e.g. the AUC of a one-class set) -> None, because JSON has no NaN."""
+    return None if isinstance(x, float) and math.isnan(x) else x

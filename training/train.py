@@ -1,0 +1,281 @@
+"""The training loop: one process per device, DDP under torchrun, epoch-boundary resume.
+
+Determinism: the model is initialised from `seed`; every data-order and augmentation
+draw is seeded by (seed, epoch, rank, worker) (see `training.data`), and the optimizer
+state is checkpointed each epoch, so on a CPU a run resumed from `last.pt` ends with the
+same weights and metrics as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from shards.info import read_info, split_urls
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.data import eval_loader, train_loader
+from training.device import autocast, resolve_device
+from training.metrics import accuracy, finite_or_none, roc_auc
+from training.model import SiameseNoiseNet, to_unit_float
+from training.presets import preset
+from training.predict import predict_loader
+from training.weights import load_extractor_weights
+
+CONFIG_NAME = "config.json"
+METRICS_NAME = "metrics.jsonl"
+BEST_NAME = "best.pt"
+LAST_NAME = "last.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The options of `train-from-shards`; saved as RUN/config.json and in checkpoints."""
+
+    shards: str
+    output: str
+    preset: str = "paper"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 5e-4
+    init_denoiser: str | None = None
+    resume: bool = False
+    self_blend: float = 0.0
+    seed: int = 0
+    workers: int = 2
+    device: str | None = None
+    balance: bool = True
+    input_size: int = 64
+    val_split: str = "val"
+    shuffle_buffer: int = 2000
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device_name: str | None) -> tuple[_Dist, torch.device]:
+    """Join torchrun's process group when WORLD_SIZE > 1: NCCL on GPUs, gloo on CPUs."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    ctx = _Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    device = resolve_device(device_name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", ctx.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return ctx, device
+
+
+def _all_mean(value: float, ctx: _Dist, device: torch.device) -> float:
+    if ctx.world == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)  # NCCL reduces only CUDA tensors
+    dist.all_reduce(t)
+    return float(t.item()) / ctx.world
+
+
+def _gather(obj: Any, ctx: _Dist) -> list[Any]:
+    if ctx.world == 1:
+        return [obj]
+    out: list[Any] = [None] * ctx.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def _apply_self_blend(faces: torch.Tensor, labels: torch.Tensor, fraction: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn round(fraction x batch) real pairs into fakes: face <- self_blend(face), label 1.
+
+    The background is untouched, so the blended face's noise no longer matches it: the
+    same cue a face swap leaves, without needing a fake video.
+    """
+    from training.selfblend import self_blend  # lazy: only runs that ask for it need it
+
+    real = (labels == 0).nonzero().flatten()
+    n = min(len(real), round(fraction * len(labels)))
+    if n == 0:
+        return faces, labels
+    pick = real[torch.randperm(len(real), generator=gen)[:n]]
+    faces, labels = faces.clone(), labels.clone()
+    faces[pick] = self_blend(faces[pick], gen)
+    labels[pick] = 1
+    return faces, labels
+
+
+def _validate(model: nn.Module, config: TrainConfig, device: torch.device, ctx: _Dist) -> tuple[float, float]:
+    """(accuracy, AUC) over the whole validation split; every rank returns the same numbers.
+
+    Shards go round-robin to ranks (a rank may get none: webdataset #68) and predictions
+    are gathered, so no collective runs inside the per-rank loop.
+    """
+    urls = split_urls(config.shards, config.val_split)[ctx.rank :: ctx.world]
+    local = {"prob": np.zeros(0, np.float32), "cls": np.zeros(0, np.int64)}
+    if urls:
+        out = predict_loader(model, eval_loader(urls, batch_size=config.batch_size * 2, workers=config.workers), device)
+        local = {"prob": out["prob"], "cls": out["cls"]}
+    parts = _gather(local, ctx)
+    probs = np.concatenate([p["prob"] for p in parts])
+    labels = np.concatenate([p["cls"] for p in parts])
+    return accuracy(labels, probs), roc_auc(labels, probs)
+
+
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _resolve(config: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """With `resume`, the run's saved options win except where the run and its shards
+    now live, `epochs` and `device`; returns (config to use, checkpoint or None).
+
+    Everything else (preset, batch size, seed, workers...) fixes the batches each epoch
+    sees, so changing it would silently break "a resumed run ends where an uninterrupted
+    one does"."""
+    last = os.path.join(config.output, LAST_NAME)
+    if not config.resume:
+        return config, None
+    if not os.path.isfile(last):
+        raise FileNotFoundError(f"--resume: {last} does not exist")
+    ckpt = load_checkpoint(last)
+    saved = {f.name: ckpt["config"]["train"][f.name] for f in fields(TrainConfig) if f.name in ckpt["config"]["train"]}
+    resumed = replace(TrainConfig(**saved), output=config.output, shards=config.shards, epochs=config.epochs,
+                      device=config.device, resume=True)
+    return resumed, ckpt
+
+
+def _check_options(config: TrainConfig) -> None:
+    if config.epochs < 1 or config.batch_size < 1 or config.workers < 0 or config.lr <= 0:
+        raise ValueError("epochs and batch size must be >= 1, workers >= 0, lr > 0")
+    if not 0.0 <= config.self_blend <= 1.0:
+        raise ValueError(f"self-blend fraction must be in [0, 1], got {config.self_blend}")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the run lives and what each epoch measured (identical on every rank)."""
+
+    output: str
+    history: list[dict[str, float]]
+
+
+def run_training(config: TrainConfig) -> TrainResult:
+    """Train (or resume) the detector into `config.output` (best.pt, last.pt, metrics.jsonl)."""
+    _check_options(config)
+    config, ckpt = _resolve(config)
+    ctx, device = _init_distributed(config.device)
+    info = read_info(config.shards)
+    split_urls(config.shards, config.val_split, info)  # fail now, not after an epoch
+    model_config = preset(config.preset, input_size=config.input_size)
+    run_config = {
+        "train": asdict(config),
+        "model": model_config.to_dict(),
+        "world_size": ctx.world,
+        "device": str(device),
+        "torch": str(torch.__version__),  # TorchVersion is not weights_only-loadable
+    }
+
+    torch.manual_seed(config.seed)
+    model = SiameseNoiseNet(model_config).to(device)
+    if config.init_denoiser and ckpt is None:
+        run_config["init_denoiser_format"] = load_extractor_weights(model.extractor, config.init_denoiser)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    start_epoch, best_auc = 0, -math.inf
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start_epoch, best_auc = int(ckpt["epoch"]), float(ckpt["best_auc"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if device.type == "cuda" and "cuda" in ckpt["rng"]:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+    train_model: nn.Module = model
+    if ctx.world > 1:
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    if ctx.main:
+        os.makedirs(config.output, exist_ok=True)
+        with open(os.path.join(config.output, CONFIG_NAME), "w", encoding="utf-8") as f:
+            json.dump(run_config, f, indent=2, sort_keys=True)
+        _truncate_metrics(os.path.join(config.output, METRICS_NAME), start_epoch)
+
+    loss_fn = nn.CrossEntropyLoss()
+    history: list[dict[str, float]] = []
+    for epoch in range(start_epoch, config.epochs):
+        loader, batches = train_loader(
+            config.shards, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed,
+            workers=config.workers, balance=config.balance, shuffle_buffer=config.shuffle_buffer,
+        )
+        blend_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1009 + ctx.rank)
+        train_model.train()
+        total, started = torch.zeros((), device=device), time.perf_counter()
+        bar = tqdm(loader, total=batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not ctx.main, leave=False)
+        for step, batch in enumerate(bar):
+            faces, labels = batch["face"], batch["cls"]
+            if faces.shape[-1] != config.input_size:
+                raise ValueError(f"shards hold {faces.shape[-1]}px squares but --input-size is {config.input_size}")
+            if config.self_blend > 0:
+                faces, labels = _apply_self_blend(faces, labels, config.self_blend, blend_gen)
+            faces = to_unit_float(faces.to(device, non_blocking=True))
+            backgrounds = to_unit_float(batch["background"].to(device, non_blocking=True))
+            labels = labels.to(device, non_blocking=True)
+            with autocast(device):
+                loss = loss_fn(train_model(faces, backgrounds).float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()  # summed on the device: no host sync per step
+            if ctx.main and step % 20 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        elapsed = time.perf_counter() - started
+        pairs_per_s = _all_mean(batches * config.batch_size / elapsed, ctx, device) * ctx.world
+        epoch_loss = _all_mean(float(total) / batches, ctx, device)
+        val_accuracy, val_auc = _validate(model, config, device, ctx)
+        record = {"epoch": epoch + 1, "loss": epoch_loss, "val_accuracy": val_accuracy, "val_auc": val_auc, "pairs_per_s": pairs_per_s}
+        history.append(record)
+        score = val_auc if not math.isnan(val_auc) else -1.0
+        if ctx.main:
+            state = {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                "best_auc": max(best_auc, score), "config": run_config, "metrics": record, "rng": _rng_state(device),
+            }
+            with open(os.path.join(config.output, METRICS_NAME), "a", encoding="utf-8") as f:
+                f.write(json.dumps({k: finite_or_none(v) for k, v in record.items()}) + "\n")
+            if score > best_auc:
+                save_checkpoint(os.path.join(config.output, BEST_NAME), state)
+            save_checkpoint(os.path.join(config.output, LAST_NAME), state)
+            tqdm.write(json.dumps(record))
+        best_auc = max(best_auc, score)
+        if ctx.world > 1:
+            dist.barrier()
+    if ctx.world > 1:
+        dist.destroy_process_group()
+    return TrainResult(config.output, history)
+
+
+def _truncate_metrics(path: str, epochs_done: int) -> None:
+    """Keep only the epochs the checkpoint holds, so a crash between the metrics line and
+    the checkpoint never leaves a duplicate epoch after resuming."""
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        kept = [line for line in f if line.strip() and json.loads(line)["epoch"] <= epochs_done]
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(kept)
