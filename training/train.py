@@ -188,6 +188,9 @@ def run_training(config: TrainConfig) -> TrainResult:
     run_config = {
         "train": asdict(config),
         "model": model_config.to_dict(),
+        # How the shards were cropped (face scale, resize filter, detector...): `detect`
+        # must crop new videos the same way the model was trained.
+        "shard_options": info.get("options", {}),
         "world_size": ctx.world,
         "device": str(device),
         "torch": str(torch.__version__),  # TorchVersion is not weights_only-loadable
