@@ -14,6 +14,7 @@ COMMANDS = {
     "train-from-shards": "training.cli:train_from_shards",
     "pretrain-denoiser": "training.cli:pretrain_denoiser",
     "evaluate": "training.cli:evaluate",
+    "compare": "training.cli:compare",
     "detect": "training.detect:detect",
     "visualize": "training.cli:visualize",
     "demo": "noisetrace.demo:demo",

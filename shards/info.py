@@ -62,5 +62,12 @@ def split_urls(root: str, split: str, info: dict[str, Any] | None = None) -> lis
     return [_join(root, name) for name in entry["filenames"]]
 
 
+def split_lengths(root: str, split: str, info: dict[str, Any] | None = None) -> dict[str, int]:
+    """{shard URL: samples it holds} for one split, in index order, as `_info.json` records them."""
+    info = info if info is not None else read_info(root)
+    urls = split_urls(root, split, info)
+    return dict(zip(urls, info["splits"][split]["shard_lengths"]))
+
+
 def _join(root: str, name: str) -> str:
     return f"{root.rstrip('/')}/{name}"

@@ -3,11 +3,13 @@
 Real pairs: face and background both carry the same fixed sensor-like pattern P (think
 PRNU) over smooth random content; fake pairs: the face carries another pattern Q that
 its background lacks. Only the noise tells them apart, so a model that learns is reading
-noise traces.
+noise traces. With `visible_fakes`, fake faces also get a brightened central patch (a
+crude pasted-in region), the kind of visible artefact face-only baselines like MesoNet read.
 """
 from __future__ import annotations
 
 import json
+import zlib
 import os
 
 import numpy as np
@@ -17,6 +19,7 @@ from shards.schema import PairSample, make_key
 from shards.writer import shard_name, write_shard
 
 PATTERN_AMPLITUDE = 40.0  # strong enough that a tiny model learns it from scratch in seconds
+PATCH_BRIGHTNESS = 60.0  # visible fakes: added to the central half of the face
 
 
 def _pattern(size: int, seed: int) -> np.ndarray:
@@ -31,11 +34,13 @@ def _content(rng: np.random.Generator, size: int) -> np.ndarray:
     return base + x[..., None] * slope[0] + y[..., None] * slope[1]
 
 
-def make_pair(index: int, fake: bool, split: str, size: int, video: str | None = None) -> PairSample:
-    rng = np.random.default_rng([index, int(fake), hash(split) % 1000])
+def make_pair(index: int, fake: bool, split: str, size: int, video: str | None = None, visible: bool = False) -> PairSample:
+    rng = np.random.default_rng([index, int(fake), zlib.crc32(split.encode()) % 1000])
     real_p, fake_p = _pattern(size, 1), _pattern(size, 2)
     face = _content(rng, size) + (fake_p if fake else real_p) + rng.normal(0, 1.5, (size, size, 3))
     background = _content(rng, size) + real_p + rng.normal(0, 1.5, (size, size, 3))
+    if fake and visible:
+        face[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] += PATCH_BRIGHTNESS
     label = "fake" if fake else "real"
     video = video or f"{split}/{label}/v{index // 4:03d}.mp4"
     meta = {
@@ -47,12 +52,13 @@ def make_pair(index: int, fake: bool, split: str, size: int, video: str | None =
     return PairSample(make_key(video, index), to_u8(face), to_u8(background), meta)
 
 
-def make_shards(root: str, counts: dict[str, int], shards_per_split: int = 2, size: int = 32, fake_every: int = 2) -> str:
+def make_shards(root: str, counts: dict[str, int], shards_per_split: int = 2, size: int = 32, fake_every: int = 2,
+                visible_fakes: bool = False) -> str:
     """Write `counts[split]` pairs per split over `shards_per_split` shards, plus `_info.json`."""
     records = []
     for split, n in counts.items():
         os.makedirs(os.path.join(root, split), exist_ok=True)
-        samples = [make_pair(i, i % fake_every == 1, split, size) for i in range(n)]
+        samples = [make_pair(i, i % fake_every == 1, split, size, visible=visible_fakes) for i in range(n)]
         for s in range(shards_per_split):
             part = samples[s::shards_per_split]
             name = f"{split}/{shard_name(s)}"

@@ -9,9 +9,9 @@ import os
 from typing import Any
 
 import torch
+from torch import nn
 
-from training.model import SiameseNoiseNet
-from training.presets import ModelConfig
+from training.detectors import build_detector, model_kind
 
 CHECKPOINT_FORMAT = "noisetrace-detector"
 DENOISER_FORMAT = "noisetrace-dncnn"
@@ -50,10 +50,15 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     return ckpt
 
 
-def load_detector(path: str, device: str | torch.device = "cpu") -> tuple[SiameseNoiseNet, dict[str, Any]]:
+def detector_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
+    """The detector of a loaded checkpoint (its recorded kind and shapes), in eval mode on `device`."""
+    config = ckpt["config"]
+    model = build_detector(model_kind(config), config["model"])
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval()
+
+
+def load_detector(path: str, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode on `device`, training config) from a detector checkpoint."""
     ckpt = load_checkpoint(path)
-    config = ckpt["config"]
-    model = SiameseNoiseNet(ModelConfig.from_dict(config["model"]))
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), config
+    return detector_from_checkpoint(ckpt, device), ckpt["config"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from training.presets import PRESETS
+from training.presets import DEFAULT_MODEL_KIND, MODEL_KINDS, PRESETS
 
 _EXPECTED = (ValueError, FileNotFoundError)  # NotACheckpoint is a ValueError
 _DIR = click.Path(exists=True, file_okay=False)
@@ -27,9 +27,21 @@ def _one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except _EXPECTED as exc:
-            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+            raise click.ClickException(_one_line(exc)) from exc
 
     return wrapper
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of the message; for an error a DataLoader worker raised, torch's
+    message starts "Caught X in DataLoader worker" and the original message (e.g. the bad
+    shard's name) is the last line of the traceback that follows."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].startswith("Caught ") and "Original Traceback" in str(exc):
+        return lines[-1].split(": ", 1)[-1]
+    return lines[0]
 
 
 _preset = click.option("--preset", type=click.Choice(sorted(PRESETS)), default="paper", show_default=True,
@@ -37,11 +49,16 @@ _preset = click.option("--preset", type=click.Choice(sorted(PRESETS)), default="
 _device = click.option("--device", default=None, help="torch device; default CUDA when present, else CPU.")
 _workers = click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="DataLoader workers per process.")
 _seed = click.option("--seed", type=int, default=0, show_default=True)
+_on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
+                             help="A corrupt or truncated shard: stop with an error naming it, or skip it with a warning.")
 
 
 @click.command("train-from-shards")
 @click.option("--shards", required=True, type=_DIR, help="Shard directory written by build-shards (holds _info.json).")
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Run directory: config.json, metrics.jsonl, best.pt, last.pt.")
+@click.option("--model", type=click.Choice(MODEL_KINDS), default=DEFAULT_MODEL_KIND, show_default=True,
+              help="noise: the paper's Siamese noise model; meso4, mesoinception4: MesoNet baselines on the face "
+                   "square alone (input size a multiple of 32; --preset does not apply).")
 @_preset
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Pairs per batch per process.")
@@ -53,10 +70,11 @@ _seed = click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--input-size", type=click.IntRange(min=8), default=64, show_default=True, help="Side of the face/background squares in the shards.")
 @_seed
 @_workers
+@_on_bad_shard
 @_device
 @_one_line_errors
 def train_from_shards(**options: Any) -> None:
-    """Train the Siamese noise-trace detector from pair shards (DDP under torchrun)."""
+    """Train the Siamese noise-trace detector (or a MesoNet baseline) from pair shards (DDP under torchrun)."""
     from training.train import TrainConfig, run_training
 
     run_training(TrainConfig(**options))
@@ -92,6 +110,7 @@ def pretrain_denoiser(**options: Any) -> None:
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Directory for metrics.json, roc.png, predictions.jsonl.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @_workers
+@_on_bad_shard
 @_device
 @_one_line_errors
 def evaluate(**options: Any) -> None:
@@ -115,3 +134,16 @@ def visualize(**options: Any) -> None:
     from training.visualize import run_visualize
 
     click.echo(run_visualize(**options))
+
+
+@click.command("compare")
+@click.argument("eval_dirs", nargs=-1, required=True, type=_DIR)
+@click.option("--output", required=True, type=click.Path(file_okay=False), help="Directory for comparison.md, comparison.csv, roc.png.")
+@_one_line_errors
+def compare(eval_dirs: tuple[str, ...], output: str) -> None:
+    """Side-by-side table and overlaid ROC curves of several `evaluate --output` folders."""
+    from training.compare import run_compare
+
+    paths = run_compare(list(eval_dirs), output)
+    with open(paths["markdown"], encoding="utf-8") as f:
+        click.echo(f.read(), nl=False)

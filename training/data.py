@@ -3,13 +3,15 @@
 Training stream, per rank and DataLoader worker:
   shard URLs reshuffled every pass, seeded by (seed, epoch, pass)   -> same order on all ranks
   -> wds.split_by_node -> wds.split_by_worker                      -> disjoint shards
-  -> tar samples -> shards.reader.decode_pair                      -> uint8 HxWx3, no float
+  -> shards.checked.checked_pairs: whole shards, counted, decoded  -> uint8 HxWx3, no float
   -> [balance_classes] -> shuffle buffer -> [horizontal flip] -> batches of uint8 tensors
 The shard list repeats forever and the loader stops after a fixed number of batches, the
 same on every rank, so DDP ranks never wait on one that ran dry (webdataset #188, #65).
 Every random stage draws from a generator seeded by (seed, epoch, rank, worker): a run
 is reproducible and resuming at an epoch boundary replays exactly the same batches.
 Conversion to float and [0, 1] scaling happens on the device (`training.model.to_unit_float`).
+A corrupt or truncated shard stops the loader with its name, or is skipped with a warning
+(`on_bad_shard`); skipping keeps the epoch length, since the shard list repeats.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ import numpy as np
 import torch
 import webdataset as wds
 
-from shards.info import read_info, split_urls
-from shards.reader import decode_pair
+from shards.checked import checked_pairs
+from shards.info import read_info, split_lengths
 from shards.schema import CLS_FAKE, CLS_REAL
 
 Sample = dict[str, Any]
@@ -137,10 +139,12 @@ def train_loader(
     balance: bool = False,
     flip: bool = True,
     shuffle_buffer: int = 2000,
+    on_bad_shard: str = "stop",
 ) -> tuple[wds.WebLoader, int]:
     """(loader for one epoch of this rank, batches it yields): fixed per epoch and rank."""
     info = read_info(root)
-    urls = split_urls(root, split, info)
+    lengths = split_lengths(root, split, info)
+    urls = list(lengths)
     entry = info["splits"][split]
     _, world = world_info()
     readers = world * max(workers, 1)
@@ -150,7 +154,7 @@ def train_loader(
             f"{world} x {max(workers, 1)}; write more shards or use fewer workers"
         )
     stages: list[Any] = [shuffled_shards(urls, seed, epoch), wds.split_by_node, wds.split_by_worker,
-                         wds.tarfile_to_samples(), wds.map(decode_pair)]
+                         checked_pairs(lengths, on_bad_shard)]
     samples = entry["num_samples"]
     if balance:
         keep, samples = class_keep_fraction(entry.get("class_counts", {}))
@@ -166,10 +170,15 @@ def train_loader(
     return loader.with_epoch(batches), batches
 
 
-def eval_loader(urls: list[str], *, batch_size: int, workers: int = 0) -> wds.WebLoader:
-    """Every pair of `urls` exactly once, unshuffled, unflipped; the last batch may be short."""
+def eval_loader(
+    urls: list[str], *, batch_size: int, workers: int = 0, lengths: dict[str, int] | None = None, on_bad_shard: str = "stop"
+) -> wds.WebLoader:
+    """Every pair of `urls` exactly once, unshuffled, unflipped; the last batch may be short.
+
+    `lengths` ({url: samples}, `shards.info.split_lengths`) lets a shortened shard count as bad.
+    """
     pipeline = wds.DataPipeline(
-        wds.SimpleShardList(urls), wds.split_by_worker, wds.tarfile_to_samples(), wds.map(decode_pair),
+        wds.SimpleShardList(urls), wds.split_by_worker, checked_pairs(lengths or {}, on_bad_shard),
         wds.batched(batch_size, collation_fn=collate_pairs, partial=True),
     )
     return wds.WebLoader(pipeline, batch_size=None, num_workers=min(workers, len(urls)), collate_fn=_already_collated)

@@ -10,14 +10,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from torch import nn  # noqa: E402
 
-from shards.info import split_urls  # noqa: E402
+from shards.checked import require_pairs  # noqa: E402
+from shards.info import split_lengths  # noqa: E402
 from shards.schema import CLS_TO_LABEL  # noqa: E402
-from training.checkpoint import load_detector  # noqa: E402
+from training.checkpoint import detector_from_checkpoint, load_checkpoint  # noqa: E402
 from training.data import eval_loader  # noqa: E402
+from training.detectors import model_kind, parameter_count  # noqa: E402
 from training.device import resolve_device  # noqa: E402
 from training.metrics import accuracy, finite_or_none, per_group_mean, roc_auc, roc_curve  # noqa: E402
 from training.predict import predict_loader  # noqa: E402
+from training.presets import DEFAULT_MODEL_KIND  # noqa: E402
 
 METRICS_NAME = "metrics.json"
 ROC_NAME = "roc.png"
@@ -49,14 +53,34 @@ def summarize(labels: np.ndarray, probs: np.ndarray, videos: list[str], datasets
     }
 
 
-def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str) -> None:
+def describe_model(ckpt: dict[str, Any], model: nn.Module) -> dict[str, Any]:
+    """metrics.json's `model`: what was evaluated, for `compare` to set runs side by side.
+
+    `train_pairs_per_s` is the training throughput of the epoch that wrote the checkpoint
+    (its `metrics` record), on the devices `world_size` and `device` name.
+    """
+    config = ckpt["config"]
+    kind = model_kind(config)
+    return {
+        "kind": kind,
+        "preset": config["train"].get("preset") if kind == DEFAULT_MODEL_KIND else None,
+        "input_size": config["model"]["input_size"],
+        "parameters": parameter_count(model),
+        "epoch": ckpt.get("epoch"),
+        "train_pairs_per_s": ckpt.get("metrics", {}).get("pairs_per_s"),
+        "train_device": config.get("device"),
+        "train_world_size": config.get("world_size"),
+    }
+
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str, title: str = "ROC (fake = positive)") -> None:
     """One ROC plot: {name: (labels, scores)} each as a curve with its AUC in the legend."""
     fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
     for name, (labels, scores) in curves.items():
         fpr, tpr, _ = roc_curve(labels, scores)
         ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc(labels, scores):.3f})")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01), title="ROC (fake = positive)")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(-0.01, 1), ylim=(0, 1.01), title=title)
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
@@ -71,14 +95,19 @@ def run_evaluation(
     batch_size: int = 256,
     workers: int = 2,
     device: str | None = None,
+    on_bad_shard: str = "stop",
 ) -> dict[str, Any]:
     """Write OUTPUT/metrics.json, roc.png and predictions.jsonl; returns the metrics."""
     dev = resolve_device(device)
-    model, config = load_detector(checkpoint, dev)
-    out = predict_loader(model, eval_loader(split_urls(shards, split), batch_size=batch_size, workers=workers), dev)
+    ckpt = load_checkpoint(checkpoint)
+    model = detector_from_checkpoint(ckpt, dev)
+    lengths = split_lengths(shards, split)
+    loader = eval_loader(list(lengths), batch_size=batch_size, workers=workers, lengths=lengths, on_bad_shard=on_bad_shard)
+    out = predict_loader(model, loader, dev)
+    require_pairs(out["cls"].size, shards, split)
     videos = [m["video"] for m in out["meta"]]
     datasets = [m["dataset"] for m in out["meta"]]
-    metrics = {"checkpoint": checkpoint, "shards": shards, "split": split,
+    metrics = {"checkpoint": checkpoint, "shards": shards, "split": split, "model": describe_model(ckpt, model),
                **summarize(out["cls"], out["prob"], videos, datasets)}
     os.makedirs(output, exist_ok=True)
     with open(os.path.join(output, METRICS_NAME), "w", encoding="utf-8") as f:

@@ -106,7 +106,3 @@ class SiameseNoiseNet(nn.Module):
         noise = self.extractor(torch.cat([faces, backgrounds]))
         face_noise, background_noise = noise.chunk(2)
         return self.head(column_similarity(face_noise, background_noise))
-
-
-def build_model(config: ModelConfig) -> SiameseNoiseNet:
-    return SiameseNoiseNet(config)

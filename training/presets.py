@@ -1,11 +1,16 @@
 """Model sizes as plain data, importable without torch (the CLI lists them in --help).
 
 `paper` is the published layout; `small` and `tiny` exist so CPUs can train and test.
+Presets size the Siamese noise model only; the MesoNet baselines have one size each.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+
+# `train-from-shards --model`: the paper's Siamese noise model, or a MesoNet baseline (training.mesonet).
+MODEL_KINDS = ("noise", "meso4", "mesoinception4")
+DEFAULT_MODEL_KIND = "noise"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 Determinism: the model is initialised from `seed`; every data-order and augmentation
 draw is seeded by (seed, epoch, rank, worker) (see `training.data`), and the optimizer
 state is checkpointed each epoch, so on a CPU a run resumed from `last.pt` ends with the
-same weights and metrics as an uninterrupted one.
+same weights and metrics as an uninterrupted one. Resume is epoch-granular: a run killed
+mid-epoch (even SIGKILL) redoes that epoch from `last.pt`. Checkpoints are written to a
+temp file and renamed, and `metrics.jsonl` is cut back to the checkpoint's epochs on
+resume, so a kill while either is being written loses nothing.
 """
 from __future__ import annotations
 
@@ -21,13 +24,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from shards.info import read_info, split_urls
+from shards.checked import require_pairs
+from shards.info import read_info, split_lengths, split_urls
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import eval_loader, train_loader
+from training.detectors import architecture, build_detector
 from training.device import autocast, resolve_device
 from training.metrics import accuracy, finite_or_none, roc_auc
-from training.model import SiameseNoiseNet, to_unit_float
-from training.presets import preset
+from training.model import to_unit_float
+from training.presets import DEFAULT_MODEL_KIND
 from training.predict import predict_loader
 from training.weights import load_extractor_weights
 
@@ -43,7 +48,8 @@ class TrainConfig:
 
     shards: str
     output: str
-    preset: str = "paper"
+    preset: str = "paper"  # sizes the noise model only
+    model: str = DEFAULT_MODEL_KIND  # training.presets.MODEL_KINDS
     epochs: int = 10
     batch_size: int = 64
     lr: float = 5e-4
@@ -57,6 +63,7 @@ class TrainConfig:
     input_size: int = 64
     val_split: str = "val"
     shuffle_buffer: int = 2000
+    on_bad_shard: str = "stop"  # shards.checked.ON_BAD_SHARD: what a corrupt or truncated shard does
 
 
 @dataclass
@@ -125,14 +132,17 @@ def _validate(model: nn.Module, config: TrainConfig, device: torch.device, ctx: 
     Shards go round-robin to ranks (a rank may get none: webdataset #68) and predictions
     are gathered, so no collective runs inside the per-rank loop.
     """
-    urls = split_urls(config.shards, config.val_split)[ctx.rank :: ctx.world]
+    lengths = split_lengths(config.shards, config.val_split)
+    urls = list(lengths)[ctx.rank :: ctx.world]
     local = {"prob": np.zeros(0, np.float32), "cls": np.zeros(0, np.int64)}
     if urls:
-        out = predict_loader(model, eval_loader(urls, batch_size=config.batch_size * 2, workers=config.workers), device)
+        out = predict_loader(model, eval_loader(urls, batch_size=config.batch_size * 2, workers=config.workers,
+                                                  lengths=lengths, on_bad_shard=config.on_bad_shard), device)
         local = {"prob": out["prob"], "cls": out["cls"]}
     parts = _gather(local, ctx)
     probs = np.concatenate([p["prob"] for p in parts])
     labels = np.concatenate([p["cls"] for p in parts])
+    require_pairs(labels.size, config.shards, config.val_split)  # after the gather: every rank raises
     return accuracy(labels, probs), roc_auc(labels, probs)
 
 
@@ -145,7 +155,8 @@ def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
 
 def _resolve(config: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
     """With `resume`, the run's saved options win except where the run and its shards
-    now live, `epochs` and `device`; returns (config to use, checkpoint or None).
+    now live, `epochs`, `device` and `on_bad_shard` (so a run stopped by a bad shard can
+    go on skipping it); returns (config to use, checkpoint or None).
 
     Everything else (preset, batch size, seed, workers...) fixes the batches each epoch
     sees, so changing it would silently break "a resumed run ends where an uninterrupted
@@ -158,7 +169,7 @@ def _resolve(config: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
     ckpt = load_checkpoint(last)
     saved = {f.name: ckpt["config"]["train"][f.name] for f in fields(TrainConfig) if f.name in ckpt["config"]["train"]}
     resumed = replace(TrainConfig(**saved), output=config.output, shards=config.shards, epochs=config.epochs,
-                      device=config.device, resume=True)
+                      device=config.device, on_bad_shard=config.on_bad_shard, resume=True)
     return resumed, ckpt
 
 
@@ -167,6 +178,8 @@ def _check_options(config: TrainConfig) -> None:
         raise ValueError("epochs and batch size must be >= 1, workers >= 0, lr > 0")
     if not 0.0 <= config.self_blend <= 1.0:
         raise ValueError(f"self-blend fraction must be in [0, 1], got {config.self_blend}")
+    if config.init_denoiser and config.model != DEFAULT_MODEL_KIND:
+        raise ValueError(f"--init-denoiser initialises the noise model's DnCNN; model {config.model!r} has none")
 
 
 @dataclass(frozen=True)
@@ -184,10 +197,11 @@ def run_training(config: TrainConfig) -> TrainResult:
     ctx, device = _init_distributed(config.device)
     info = read_info(config.shards)
     split_urls(config.shards, config.val_split, info)  # fail now, not after an epoch
-    model_config = preset(config.preset, input_size=config.input_size)
+    model_arch = architecture(config.model, config.preset, config.input_size)
     run_config = {
         "train": asdict(config),
-        "model": model_config.to_dict(),
+        "model_kind": config.model,
+        "model": model_arch,
         # How the shards were cropped (face scale, resize filter, detector...): `detect`
         # must crop new videos the same way the model was trained.
         "shard_options": info.get("options", {}),
@@ -197,7 +211,7 @@ def run_training(config: TrainConfig) -> TrainResult:
     }
 
     torch.manual_seed(config.seed)
-    model = SiameseNoiseNet(model_config).to(device)
+    model = build_detector(config.model, model_arch).to(device)
     if config.init_denoiser and ckpt is None:
         run_config["init_denoiser_format"] = load_extractor_weights(model.extractor, config.init_denoiser)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -225,6 +239,7 @@ def run_training(config: TrainConfig) -> TrainResult:
         loader, batches = train_loader(
             config.shards, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed,
             workers=config.workers, balance=config.balance, shuffle_buffer=config.shuffle_buffer,
+            on_bad_shard=config.on_bad_shard,
         )
         blend_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1009 + ctx.rank)
         train_model.train()
@@ -275,10 +290,16 @@ def run_training(config: TrainConfig) -> TrainResult:
 
 def _truncate_metrics(path: str, epochs_done: int) -> None:
     """Keep only the epochs the checkpoint holds, so a crash between the metrics line and
-    the checkpoint never leaves a duplicate epoch after resuming."""
+    the checkpoint never leaves a duplicate epoch after resuming.
+
+    A kill mid-write can leave a last line without its newline: only whole lines count.
+    The rewrite goes through a temp file and a rename, so a kill during it loses nothing.
+    """
     if not os.path.exists(path):
         return
     with open(path, encoding="utf-8") as f:
-        kept = [line for line in f if line.strip() and json.loads(line)["epoch"] <= epochs_done]
-    with open(path, "w", encoding="utf-8") as f:
+        kept = [line for line in f if line.endswith("\n") and line.strip() and json.loads(line)["epoch"] <= epochs_done]
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
         f.writelines(kept)
+    os.replace(tmp, path)

@@ -16,9 +16,11 @@ from shards.info import split_urls  # noqa: E402
 from shards.reader import iter_pairs  # noqa: E402
 from shards.schema import CLS_FAKE, CLS_REAL  # noqa: E402
 from training.checkpoint import load_detector  # noqa: E402
+from training.detectors import model_kind  # noqa: E402
 from training.device import resolve_device  # noqa: E402
 from training.model import to_unit_float  # noqa: E402
 from training.predict import predict_pairs  # noqa: E402
+from training.presets import DEFAULT_MODEL_KIND  # noqa: E402
 
 
 def visible_noise(noise: np.ndarray) -> np.ndarray:
@@ -85,7 +87,9 @@ def draw_noise_traces(model: nn.Module, pairs: list[dict[str, Any]], output: str
 def run_visualize(checkpoint: str, shards: str, output: str, split: str = "test", rows: int = 4, per_row: int = 4, device: str | None = None) -> str:
     """Fig. 6 from a checkpoint and a shard split: rows/2 real rows, rows/2 fake rows."""
     dev = resolve_device(device)
-    model, _ = load_detector(checkpoint, dev)
+    model, config = load_detector(checkpoint, dev)
+    if model_kind(config) != DEFAULT_MODEL_KIND:
+        raise ValueError(f"{checkpoint}: a {model_kind(config)} model has no noise extractor to draw; visualize needs the noise model")
     per_class = max(1, rows // 2) * per_row
     pairs = pick_pairs(iter_pairs(split_urls(shards, split)), per_class)
     if not pairs:
