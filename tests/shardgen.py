@@ -9,8 +9,8 @@ crude pasted-in region), the kind of visible artefact face-only baselines like M
 from __future__ import annotations
 
 import json
-import zlib
 import os
+import zlib
 
 import numpy as np
 
