@@ -23,8 +23,9 @@ def _stage(n: int, text: str) -> float:
     return time.perf_counter()
 
 
-def run_demo(output: str, *, seed: int = 0, preset: str = "tiny", epochs: int = 12, clips_per_identity: int = 4,
-             seconds: float = 2.0, frames_per_video: int = 12, batch_size: int = 32, device: str | None = None) -> dict[str, Any]:
+def run_demo(output: str, *, seed: int = 0, preset: str = "tiny", epochs: int = 20, clips_per_identity: int = 4,
+             seconds: float = 2.0, gop: int = 6, frames_per_video: int = 12, batch_size: int = 32, lr: float = 1e-3,
+             device: str | None = None) -> dict[str, Any]:
     """Run every stage into `output`; returns the paths and figures it printed."""
     from noisetrace.demo_media import build_demo_videos
     from pipeline.run import run as build
@@ -40,7 +41,8 @@ def run_demo(output: str, *, seed: int = 0, preset: str = "tiny", epochs: int = 
     start = time.perf_counter()
 
     t = _stage(1, f"building demo videos in {paths['videos']}")
-    videos = build_demo_videos(paths["videos"], seed=seed, clips_per_identity=clips_per_identity, seconds=seconds)
+    videos = build_demo_videos(paths["videos"], seed=seed, clips_per_identity=clips_per_identity, seconds=seconds,
+                               gop=gop)
     click.echo(f"      {len(videos)} videos ({sum(v.label == 'fake' for v in videos)} fake) in {time.perf_counter() - t:.1f} s")
 
     t = _stage(2, "build-shards: keyframes -> faces -> face/background pairs -> WebDataset shards")
@@ -53,16 +55,16 @@ def run_demo(output: str, *, seed: int = 0, preset: str = "tiny", epochs: int = 
 
     t = _stage(3, f"train-from-shards: preset {preset}, {epochs} epochs")
     trained = run_training(TrainConfig(shards=paths["shards"], output=paths["run"], preset=preset, epochs=epochs,
-                                       batch_size=batch_size, seed=seed, workers=0, device=device))
-    last = trained.history[-1]
-    click.echo(f"      val AUC {last['val_auc']:.3f}, val accuracy {last['val_accuracy']:.3f} "
-               f"after {len(trained.history)} epochs ({time.perf_counter() - t:.0f} s)")
+                                       batch_size=batch_size, lr=lr, seed=seed, workers=0, device=device))
+    best = max(trained.history, key=lambda h: h["val_auc"])
+    click.echo(f"      best val AUC {best['val_auc']:.3f} (accuracy {best['val_accuracy']:.3f}) at epoch {best['epoch']} "
+               f"of {len(trained.history)} ({time.perf_counter() - t:.0f} s); best.pt keeps that epoch")
     checkpoint = os.path.join(paths["run"], "best.pt")
 
     _stage(4, "evaluate on the test split")
     metrics = run_evaluation(checkpoint, paths["shards"], paths["eval"], split="test", workers=0, device=device)
-    click.echo(f"      frame accuracy {metrics['frame_accuracy']:.3f}, frame AUC {metrics['frame_auc']}, "
-               f"video AUC {metrics['video_auc']}")
+    click.echo(f"      frame accuracy {metrics['frame_accuracy']:.3f}, frame AUC {metrics['frame_auc']:.3f}, "
+               f"video AUC {metrics['video_auc']:.3f}")
 
     _stage(5, "visualize the noise traces (the paper's Fig. 6)")
     figure = run_visualize(checkpoint, paths["shards"], os.path.join(output, "noise_traces.png"), split="test", device=device)
@@ -82,7 +84,7 @@ def run_demo(output: str, *, seed: int = 0, preset: str = "tiny", epochs: int = 
 
     summary = {
         "shards": paths["shards"], "checkpoint": checkpoint, "metrics": os.path.join(paths["eval"], "metrics.json"),
-        "roc": os.path.join(paths["eval"], "roc.png"), "noise_traces": figure, "val_auc": last["val_auc"],
+        "roc": os.path.join(paths["eval"], "roc.png"), "noise_traces": figure, "val_auc": best["val_auc"],
         "frame_auc": metrics["frame_auc"], "video_auc": metrics["video_auc"], "detect": detections,
         "seconds": round(time.perf_counter() - start, 1),
     }
@@ -95,7 +97,7 @@ def run_demo(output: str, *, seed: int = 0, preset: str = "tiny", epochs: int = 
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Directory for videos, shards, run, eval and figures.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--preset", type=click.Choice(["tiny", "small"]), default="tiny", show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--device", default=None, help="torch device; default CUDA when present, else CPU.")
 def demo(output: str, seed: int, preset: str, epochs: int, device: str | None) -> None:
     """Build demo videos from package faces, then build shards, train, evaluate, visualize and detect."""

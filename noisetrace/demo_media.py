@@ -67,7 +67,7 @@ CRF = 18
 # CMOS pattern noise, in grey levels: every column of the sensor has its own fixed offset
 # and every read-out row its own offset per frame. This structure, shared by every square of
 # a real frame, is the camera trace a pasted face lacks.
-COLUMN_FPN_SIGMA = 2.5
+COLUMN_FPN_SIGMA = 4.0
 ROW_NOISE_SIGMA = 1.5
 
 # (identity, package, path inside the package); a photo whose package is absent is skipped.

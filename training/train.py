@@ -53,6 +53,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     lr: float = 5e-4
+    lr_schedule: str = "cosine"  # LR_SCHEDULES
     init_denoiser: str | None = None
     resume: bool = False
     self_blend: float = 0.0
@@ -64,6 +65,18 @@ class TrainConfig:
     val_split: str = "val"
     shuffle_buffer: int = 2000
     on_bad_shard: str = "stop"  # shards.checked.ON_BAD_SHARD: what a corrupt or truncated shard does
+
+
+LR_SCHEDULES = ("cosine", "constant")
+
+
+def epoch_lr(config: TrainConfig, epoch: int) -> float:
+    """The learning rate of a (0-based) epoch: cosine decay from `lr` towards 0 over the run,
+    or constant. A function of the epoch alone, so a resumed run follows the same curve
+    (when it keeps the same --epochs) without a scheduler state to restore."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
 
 
 @dataclass
@@ -176,6 +189,8 @@ def _resolve(config: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
 def _check_options(config: TrainConfig) -> None:
     if config.epochs < 1 or config.batch_size < 1 or config.workers < 0 or config.lr <= 0:
         raise ValueError("epochs and batch size must be >= 1, workers >= 0, lr > 0")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
     if not 0.0 <= config.self_blend <= 1.0:
         raise ValueError(f"self-blend fraction must be in [0, 1], got {config.self_blend}")
     if config.init_denoiser and config.model != DEFAULT_MODEL_KIND:
@@ -236,6 +251,8 @@ def run_training(config: TrainConfig) -> TrainResult:
     loss_fn = nn.CrossEntropyLoss()
     history: list[dict[str, float]] = []
     for epoch in range(start_epoch, config.epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = epoch_lr(config, epoch)
         loader, batches = train_loader(
             config.shards, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed,
             workers=config.workers, balance=config.balance, shuffle_buffer=config.shuffle_buffer,
