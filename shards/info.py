@@ -47,9 +47,24 @@ def dumps_info(info: dict[str, Any]) -> str:
 
 
 def read_info(root: str) -> dict[str, Any]:
-    """Read `_info.json` from a local directory or any URL fsspec-free `open` can reach."""
-    with open(_join(root, INFO_NAME), encoding="utf-8") as f:
-        return json.load(f)
+    """Read `_info.json` from a local directory or a URL WebDataset opens (`gs://` through
+    `gsutil cat`, `http(s)://` through curl), so a GPU node can stream shards from a bucket."""
+    path = _join(root, INFO_NAME)
+    if not is_url(root):
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    import webdataset as wds  # only URLs need it; keeps this module light for the pipeline
+
+    try:
+        with wds.gopen(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except OSError as e:  # the opener's own message is a command line and an exit code
+        raise FileNotFoundError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def is_url(root: str) -> bool:
+    """True for `scheme://...` roots other than local `file://` paths."""
+    return "://" in root and not root.startswith("file://")
 
 
 def split_urls(root: str, split: str, info: dict[str, Any] | None = None) -> list[str]:

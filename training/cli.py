@@ -18,6 +18,20 @@ from training.presets import DEFAULT_MODEL_KIND, MODEL_KINDS, PRESETS
 
 _EXPECTED = (ValueError, FileNotFoundError)  # NotACheckpoint is a ValueError
 _DIR = click.Path(exists=True, file_okay=False)
+
+
+class _ShardRoot(click.ParamType):
+    """A shard directory: local (must exist) or a URL such as gs://bucket/shards (streamed)."""
+
+    name = "DIR|URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from shards.info import is_url
+
+        return value if is_url(value) else _DIR.convert(value, param, ctx)
+
+
+_SHARDS = _ShardRoot()
 _FILE = click.Path(exists=True, dir_okay=False)
 
 
@@ -54,7 +68,7 @@ _on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"
 
 
 @click.command("train-from-shards")
-@click.option("--shards", required=True, type=_DIR, help="Shard directory written by build-shards (holds _info.json).")
+@click.option("--shards", required=True, type=_SHARDS, help="Shard directory written by build-shards (holds _info.json); local, or a URL such as gs://bucket/shards.")
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Run directory: config.json, metrics.jsonl, best.pt, last.pt.")
 @click.option("--model", type=click.Choice(MODEL_KINDS), default=DEFAULT_MODEL_KIND, show_default=True,
               help="noise: the paper's Siamese noise model; meso4, mesoinception4: MesoNet baselines on the face "
@@ -83,7 +97,7 @@ def train_from_shards(**options: Any) -> None:
 
 
 @click.command("pretrain-denoiser")
-@click.option("--shards", type=_DIR, default=None, help="Shard directory: faces and backgrounds of its train split.")
+@click.option("--shards", type=_SHARDS, default=None, help="Shard directory or URL: faces and backgrounds of its train split.")
 @click.option("--images", type=_DIR, default=None, help="Or a folder of images (random crops).")
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="Weights file to write (.pt).")
 @_preset
@@ -107,7 +121,7 @@ def pretrain_denoiser(**options: Any) -> None:
 
 @click.command("evaluate")
 @click.option("--checkpoint", required=True, type=_FILE)
-@click.option("--shards", required=True, type=_DIR)
+@click.option("--shards", required=True, type=_SHARDS)
 @click.option("--split", default="test", show_default=True)
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Directory for metrics.json, roc.png, predictions.jsonl.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
@@ -125,7 +139,7 @@ def evaluate(**options: Any) -> None:
 
 @click.command("visualize")
 @click.option("--checkpoint", required=True, type=_FILE)
-@click.option("--shards", required=True, type=_DIR)
+@click.option("--shards", required=True, type=_SHARDS)
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--rows", type=click.IntRange(min=2), default=4, show_default=True, help="Rows of pairs: half real, half fake.")
