@@ -57,7 +57,7 @@ def _runner(options: PipelineOptions):
         from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
         direct = options.view_as(DirectOptions)
-        if direct.direct_num_workers == 1 and not direct.direct_running_mode or direct.direct_running_mode == "in_memory":
+        if direct.direct_running_mode == "in_memory":  # Beam's default: one core only
             direct.direct_num_workers = 0  # 0 = one worker per core
             direct.direct_running_mode = "multi_processing"
         # A bare FnApiRunner gives its worker processes no pipeline options, so they would
