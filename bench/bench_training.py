@@ -1,6 +1,6 @@
 """Throughput of the detector and its loader (a script, not a test).
 
-    python bench/bench_training.py [--presets tiny small paper] [--seconds 5] [--loader-pairs 4000]
+    python bench/bench_training.py [--presets tiny small paper] [--seconds 5] [--loader-pairs 4000] [--skip-cpu]
 
 Prints training and inference pairs/s per preset on the CPU, and on the GPU when one is
 present (fp32, bf16 autocast, bf16 + channels_last, bf16 + channels_last + torch.compile),
@@ -127,11 +127,12 @@ def main() -> None:
     parser.add_argument("--gpu-batch", type=int, default=256)
     parser.add_argument("--loader-pairs", type=int, default=4000)
     parser.add_argument("--loader-workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--skip-cpu", action="store_true", help="Only GPU model figures (the paper preset takes minutes on a CPU).")
     args = parser.parse_args()
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, CUDA: "
           f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
-    for preset in args.presets:
+    for preset in [] if args.skip_cpu else args.presets:
         train, infer = bench_model(preset, torch.device("cpu"), args.cpu_batch, args.seconds, "fp32")
         print(f"cpu  {preset:6s} fp32                     batch {args.cpu_batch:4d}: train {train:9.1f} pairs/s, inference {infer:9.1f} pairs/s", flush=True)
     if torch.cuda.is_available():

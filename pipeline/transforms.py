@@ -1,22 +1,29 @@
 """Beam transforms of the shard builder; the work itself lives in the pure modules.
 
-Shards are deterministic: every pair's shard is decided from the sorted keys of its split
-(round-robin, so each shard mixes videos), each shard is written sorted by key by one
-worker to a temporary name and renamed, and `_info.json` / `failures.jsonl` are written
-last, from sorted lists.
+Pixels never pass through Beam's shuffles. Each video's pairs are written once, by the
+worker that extracted them, to a spill file of their own (`OUTPUT/_spill/`); only keys
+travel on: grouped per split, dealt round-robin over the sorted keys (so each shard mixes
+videos), and each shard is then written by one worker, which copies its pairs' bytes out
+of the spill files, sorted by key, to a temporary name and renames it. `_info.json` and
+`failures.jsonl` are written last, from sorted lists, and the spill files are deleted.
+So a run's memory grows with the number of keys (tens of bytes a pair), not with pixels,
+also on the local runner, whose shuffles are held in memory; and shards are deterministic.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
 import posixpath
 import tempfile
-from collections.abc import Iterator
-from dataclasses import asdict
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -24,12 +31,39 @@ from pipeline.inputs import VideoRecord
 from pipeline.keyframes import ffmpeg_exe
 from pipeline.pairs import ExtractOptions, Failure, FramePair, frame_pairs, to_sample
 from shards.info import FAILURES_NAME, INFO_NAME, ShardRecord, build_info, dumps_info
+from shards.raw import RawSample, read_members
 from shards.schema import PairSample
-from shards.writer import shard_name, write_shard
+from shards.writer import TarSample, shard_name, write_shard
 
 NS = "noisetrace"
 FAILURES = "failures"
 SUMMARY = "summary"
+SPILL_DIR = "_spill"
+
+ShardEntry = tuple[str, str, str]  # (sample key, spill file, label)
+
+
+@dataclass(frozen=True)
+class VideoPairs:
+    """One video's spilled pairs: the file that holds them and their keys."""
+
+    video: str
+    split: str
+    label: str
+    path: str
+    keys: tuple[str, ...]
+
+
+def spill_path(output: str, video: str) -> str:
+    """The video's spill file: named by a hash of its name, so a retried bundle or a rerun
+    overwrites the same file instead of leaving a second copy of the pairs."""
+    return FileSystems.join(output, SPILL_DIR, hashlib.sha1(video.encode("utf-8")).hexdigest() + ".tar")
+
+
+def write_atomically(path: str, samples: Iterable[TarSample]) -> int:
+    """`write_shard` through Beam's FileSystems, so `gs://` and other remote outputs work."""
+    return write_shard(path, samples, opener=FileSystems.create,
+                       rename=lambda src, dst: FileSystems.rename([src], [dst]))
 
 
 @contextlib.contextmanager
@@ -54,10 +88,12 @@ def local_copy(path: str) -> Iterator[str]:
 
 
 class ExtractPairsDoFn(beam.DoFn):
-    """VideoRecord -> PairSample (main), Failure (`failures`), per-video summary (`summary`)."""
+    """VideoRecord -> VideoPairs (main; its pairs spilled under `output`), Failure
+    (`failures`), per-video summary (`summary`)."""
 
-    def __init__(self, options: ExtractOptions) -> None:
+    def __init__(self, options: ExtractOptions, output: str) -> None:
         self.options = options
+        self.output = output
         self.detector = None
 
     def setup(self) -> None:
@@ -71,7 +107,8 @@ class ExtractPairsDoFn(beam.DoFn):
 
     def process(self, record: VideoRecord):
         Metrics.counter(NS, "videos").inc()
-        keyframes = pairs = 0
+        keyframes = 0
+        samples: dict[str, PairSample] = {}
         if record.reason:
             yield self._fail(Failure(record.video, record.reason, None, record.detail))
         else:
@@ -83,7 +120,6 @@ class ExtractPairsDoFn(beam.DoFn):
                     if os.path.getsize(local) == 0:
                         yield self._fail(Failure(record.video, "empty_file", None, "zero bytes"))
                         local = None
-                    seen: set[str] = set()
                     for item in frame_pairs(local, record.video, self.detector, self.options) if local else ():
                         if isinstance(item, Failure):
                             if item.frame_index is not None:
@@ -92,61 +128,55 @@ class ExtractPairsDoFn(beam.DoFn):
                             continue
                         keyframes += 1
                         sample = to_sample(item, meta)
-                        if sample.key in seen:  # two frames estimated at the same index (VFR)
-                            continue
-                        seen.add(sample.key)
-                        pairs += 1
-                        Metrics.counter(NS, "faces").inc()
-                        Metrics.counter(NS, "pairs").inc()
-                        yield sample
+                        # two frames estimated at the same index (VFR) give one key: keep the first
+                        if samples.setdefault(sample.key, sample) is sample:
+                            Metrics.counter(NS, "faces").inc()
+                            Metrics.counter(NS, "pairs").inc()
             except (FileNotFoundError, PermissionError, OSError) as e:
                 reason = "missing_file" if isinstance(e, FileNotFoundError) else "unreadable"
                 yield self._fail(Failure(record.video, reason, None, f"{type(e).__name__}: {e}"))
+        if samples:  # outside the try: failing to write our own output is not the video's fault
+            path = spill_path(self.output, record.video)
+            write_atomically(path, samples.values())
+            yield VideoPairs(record.video, record.split, record.label, path, tuple(sorted(samples)))
         Metrics.counter(NS, "keyframes").inc(keyframes)
-        yield beam.pvalue.TaggedOutput(SUMMARY, {"video": record.video, "keyframes": keyframes, "pairs": pairs})
+        yield beam.pvalue.TaggedOutput(SUMMARY, {"video": record.video, "keyframes": keyframes, "pairs": len(samples)})
 
 
-def assign_shards(split_keys: tuple[str, list[str]], shard_size: int, min_shards: int):
-    """(split, keys) -> (key, (split, shard index)): round-robin over the sorted keys."""
-    split, keys = split_keys
-    keys = sorted(keys)
-    n = max(math.ceil(len(keys) / shard_size), min(min_shards, len(keys)))
-    for i, key in enumerate(keys):
-        yield key, (split, i % n)
-
-
-def _join_assignment(item):
-    key, grouped = item
-    (where,) = grouped["shard"]
-    (sample,) = grouped["sample"]
-    return where, sample
+def assign_shards(split_videos: tuple[str, Iterable[VideoPairs]], shard_size: int, min_shards: int):
+    """(split, its videos) -> ((split, shard index), entries): round-robin over the sorted keys."""
+    split, videos = split_videos
+    entries: list[ShardEntry] = sorted((key, v.path, v.label) for v in videos for key in v.keys)
+    n = max(math.ceil(len(entries) / shard_size), min(min_shards, len(entries)))
+    for index in range(n):
+        yield (split, index), entries[index::n]
 
 
 class WriteShardDoFn(beam.DoFn):
-    """((split, index), samples) -> ShardRecord, after writing the shard atomically."""
+    """((split, index), entries) -> ShardRecord, after copying the entries' pairs out of
+    their spill files into the shard, written atomically."""
 
     def __init__(self, output: str) -> None:
         self.output = output
 
-    def process(self, item):
-        (split, index), samples = item
-        samples = list(samples)
+    def process(self, item: tuple[tuple[str, int], list[ShardEntry]]):
+        (split, index), entries = item
+        keys_by_file: dict[str, list[str]] = {}
+        for key, path, _ in entries:
+            keys_by_file.setdefault(path, []).append(key)
+        labels = {key: label for key, _, label in entries}
+        samples = []
+        for path, keys in sorted(keys_by_file.items()):
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                samples += [RawSample(k, members, labels[k]) for k, members in read_members(f, keys).items()]
         name = f"{split}/{shard_name(index)}"
-        n = write_shard(
-            FileSystems.join(self.output, split, shard_name(index)),
-            samples,
-            opener=FileSystems.create,
-            rename=lambda src, dst: FileSystems.rename([src], [dst]),
-        )
-        counts: dict[str, int] = {}
-        for s in samples:
-            counts[s.meta["label"]] = counts.get(s.meta["label"], 0) + 1
+        n = write_atomically(FileSystems.join(self.output, split, shard_name(index)), samples)
         Metrics.counter(NS, "shards").inc()
-        yield ShardRecord(split, name, n, counts)
+        yield ShardRecord(split, name, n, dict(Counter(s.label for s in samples)))
 
 
 def finalize(_, output: str, shards: list[ShardRecord], failures: list[Failure], summaries: list[dict], extra: dict) -> dict:
-    """Write `_info.json` and `failures.jsonl`, and delete stale shards of earlier runs."""
+    """Write `_info.json` and `failures.jsonl`; delete the spill files and stale shards of earlier runs."""
     failures = sorted(failures, key=lambda f: (f.video, -1 if f.frame_index is None else f.frame_index, f.reason))
     by_reason: dict[str, int] = {}
     for f in failures:
@@ -163,9 +193,13 @@ def finalize(_, output: str, shards: list[ShardRecord], failures: list[Failure],
             f.write((json.dumps(rec.to_json(), sort_keys=True) + "\n").encode("utf-8"))
     keep = {FileSystems.join(output, r.filename) for r in shards}
     patterns = [FileSystems.join(output, "*", name) for name in ("pairs-*.tar", ".pairs-*.tmp")]
+    patterns.append(FileSystems.join(output, SPILL_DIR, "*"))
     stale = [m.path for r in FileSystems.match(patterns) for m in r.metadata_list if m.path not in keep]
     if stale:
         FileSystems.delete(stale)
+    spill_dir = FileSystems.join(output, SPILL_DIR)
+    if FileSystems.exists(spill_dir):  # a local directory; object stores have no empty folders
+        FileSystems.delete([spill_dir])
     with FileSystems.create(FileSystems.join(output, INFO_NAME)) as f:
         f.write(dumps_info(info).encode("utf-8"))
     return info
@@ -186,21 +220,14 @@ class BuildShards(beam.PTransform):
         results = (
             records
             | "Spread" >> beam.Reshuffle()
-            | "Extract" >> beam.ParDo(ExtractPairsDoFn(self.options)).with_outputs(FAILURES, SUMMARY, main="pairs")
-        )
-        pairs = results.pairs
-        keyed = pairs | "ByKey" >> beam.Map(lambda s: (s.key, s))
-        assignment = (
-            pairs
-            | "SplitKeys" >> beam.Map(lambda s: (s.meta["split"], s.key))
-            | "GroupSplits" >> beam.GroupByKey()
-            | "Assign" >> beam.FlatMap(assign_shards, self.shard_size, self.min_shards)
+            | "Extract" >> beam.ParDo(ExtractPairsDoFn(self.options, self.output)).with_outputs(FAILURES, SUMMARY, main="pairs")
         )
         shards = (
-            {"shard": assignment, "sample": keyed}
-            | "Join" >> beam.CoGroupByKey()
-            | "ToShard" >> beam.Map(_join_assignment)
-            | "GroupShards" >> beam.GroupByKey()
+            results.pairs
+            | "BySplit" >> beam.Map(lambda v: (v.split, v))
+            | "GroupSplits" >> beam.GroupByKey()
+            | "Assign" >> beam.FlatMap(assign_shards, self.shard_size, self.min_shards)
+            | "SpreadShards" >> beam.Reshuffle()
             | "Write" >> beam.ParDo(WriteShardDoFn(self.output))
         )
         as_list = beam.pvalue.AsSingleton

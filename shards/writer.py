@@ -14,9 +14,17 @@ import os
 import tarfile
 import uuid
 from collections.abc import Callable, Iterable
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
-from shards.schema import PairSample
+
+class TarSample(Protocol):
+    """What a shard holds per sample: a key and its tar members (`PairSample`, `RawSample`)."""
+
+    @property
+    def key(self) -> str: ...
+
+    def to_members(self) -> list[tuple[str, bytes]]: ...
+
 
 FIXED_MTIME = 946684800  # 2000-01-01T00:00:00Z: constant so reruns are byte-identical
 SHARD_PATTERN = "pairs-{index:06d}.tar"
@@ -29,7 +37,7 @@ def shard_name(index: int) -> str:
     return SHARD_PATTERN.format(index=index)
 
 
-def write_tar(fileobj: BinaryIO, samples: Iterable[PairSample]) -> int:
+def write_tar(fileobj: BinaryIO, samples: Iterable[TarSample]) -> int:
     """Write samples (sorted by key) as one tar stream; returns the number written."""
     ordered = sorted(samples, key=lambda s: s.key)
     keys = [s.key for s in ordered]
@@ -60,7 +68,7 @@ def temp_path(final_path: str) -> str:
 
 def write_shard(
     final_path: str,
-    samples: Iterable[PairSample],
+    samples: Iterable[TarSample],
     *,
     opener: Opener = _local_open,
     rename: Renamer = os.replace,

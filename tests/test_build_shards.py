@@ -92,6 +92,14 @@ def test_shards_hold_what_the_schema_promises(built):
     assert classes == {"real", "fake"}
 
 
+def test_output_holds_shards_and_reports_only(built):
+    """The per-video spill files the workers write are gone once the run ends."""
+    out, _ = built
+    assert sorted(os.listdir(out)) == ["_info.json", "failures.jsonl", "test", "train", "val"]
+    for split in ("test", "train", "val"):
+        assert all(name.startswith("pairs-") and name.endswith(".tar") for name in os.listdir(out / split))
+
+
 def test_rerun_gives_byte_identical_output(videos, built, tmp_path):
     out, _ = built
     again = tmp_path / "again"
