@@ -8,8 +8,10 @@ as a record with a failure reason, never guessed and never dropped.
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
+import os
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -55,7 +57,12 @@ def _read_text(path: str) -> str:
 
 
 def _match(pattern: str) -> list[str]:
-    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    """Files matching a glob (`**` recursive). Local paths are listed with `glob`, because
+    Beam's local match silently skips entries it cannot stat (a dangling symlink, a link
+    loop): such a file must become a failure record, not vanish from the run."""
+    if "://" in pattern:
+        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    return sorted(p for p in glob.glob(pattern, recursive=True, include_hidden=True) if not os.path.isdir(p))
 
 
 @dataclass

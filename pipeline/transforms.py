@@ -87,6 +87,15 @@ def local_copy(path: str) -> Iterator[str]:
         os.unlink(tmp)
 
 
+def readable_size(path: str) -> int:
+    """The file's size, after proving it can be read: opening it raises the error that
+    names why not (FileNotFoundError when it vanished after listing, PermissionError, or
+    OSError for a link loop or a directory), which ffmpeg would only report as exit 1."""
+    with open(path, "rb") as f:
+        f.read(1)
+        return os.fstat(f.fileno()).st_size
+
+
 class ExtractPairsDoFn(beam.DoFn):
     """VideoRecord -> VideoPairs (main; its pairs spilled under `output`), Failure
     (`failures`), per-video summary (`summary`)."""
@@ -115,9 +124,7 @@ class ExtractPairsDoFn(beam.DoFn):
             meta = {k: getattr(record, k) for k in ("video", "dataset", "label", "split", "group")}
             try:
                 with local_copy(record.path) as local:
-                    if not os.path.isfile(local):
-                        raise FileNotFoundError(record.path)
-                    if os.path.getsize(local) == 0:
+                    if readable_size(local) == 0:
                         yield self._fail(Failure(record.video, "empty_file", None, "zero bytes"))
                         local = None
                     for item in frame_pairs(local, record.video, self.detector, self.options) if local else ():

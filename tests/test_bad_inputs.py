@@ -56,6 +56,12 @@ def corpus(tmp_path_factory):
     lavfi_video(str(fake / "tiny.mp4"), size="16x16", seconds=0.5)
     lavfi_video(str(fake / "uhd.mp4"), size="3840x2160", seconds=0.2, gop=5)
     (fake / "folder.mp4").mkdir()  # a directory with a video's name
+    # gone between listing and reading (a dangling link is listed, then fails to open), a link
+    # loop that no one can read, and a file without read permission (root reads it anyway)
+    os.symlink("deleted since.mp4", real / "vanished.mp4")
+    os.symlink("loop.mp4", fake / "loop.mp4")
+    shutil.copy(face, real / "locked.mp4")
+    os.chmod(real / "locked.mp4", 0)
     return root, good
 
 
@@ -76,6 +82,10 @@ def test_every_bad_input_is_accounted_for_with_a_reason(corpus, tmp_path):
     assert reasons["fake/audio.mp4"] == {"no_video_stream"}
     assert reasons["fake/tiny.mp4"] == {"no_face"}  # decodes; a 16x16 frame holds no face
     assert reasons["fake/uhd.mp4"] == {"no_face"}
+    assert reasons["real/vanished.mp4"] == {"missing_file"}
+    assert reasons["fake/loop.mp4"] == {"unreadable"}
+    if os.geteuid() != 0:
+        assert reasons["real/locked.mp4"] == {"unreadable"}
     assert "real/truncated.mp4" in reasons or "real/truncated.mp4" in in_shards
     assert "real/corrupt middle.mp4" in reasons or "real/corrupt middle.mp4" in in_shards
     # the directory named like a video is listed by nothing (no file), and costs nothing
