@@ -2,7 +2,8 @@
 
 Its `splits.<name>` entries follow the layout timm's WebDataset reader uses (`name`,
 `num_samples`, `filenames`, `shard_lengths`), so timm can read the shards as they are;
-noisetrace adds per-class counts and the build's options and package versions.
+noisetrace adds per-class counts (per split, and per shard in `shard_class_counts`, so a
+subset of shards knows its class mix) and the build's options and package versions.
 """
 from __future__ import annotations
 
@@ -30,11 +31,13 @@ def build_info(records: list[ShardRecord], extra: dict[str, Any] | None = None) 
     for rec in sorted(records, key=lambda r: (r.split, r.filename)):
         entry = splits.setdefault(
             rec.split,
-            {"name": rec.split, "num_samples": 0, "filenames": [], "shard_lengths": [], "class_counts": {}},
+            {"name": rec.split, "num_samples": 0, "filenames": [], "shard_lengths": [], "class_counts": {},
+             "shard_class_counts": []},
         )
         entry["num_samples"] += rec.num_samples
         entry["filenames"].append(rec.filename)
         entry["shard_lengths"].append(rec.num_samples)
+        entry["shard_class_counts"].append(dict(sorted(rec.class_counts.items())))
         for label, n in rec.class_counts.items():
             entry["class_counts"][label] = entry["class_counts"].get(label, 0) + n
     info: dict[str, Any] = {"name": "noisetrace-pairs", "splits": splits}
@@ -67,20 +70,23 @@ def is_url(root: str) -> bool:
     return "://" in root and not root.startswith("file://")
 
 
-def split_urls(root: str, split: str, info: dict[str, Any] | None = None) -> list[str]:
-    """The shard URLs of one split, in index order; a clear error when the split is absent."""
+def split_urls(root: str, split: str, info: dict[str, Any] | None = None, *, where: str | None = None) -> list[str]:
+    """The shard URLs of one split, in index order; a clear error when the split is absent.
+
+    `where` names the shards in that error (default `root`): for a brace pattern that
+    selected none of the split's shards, the pattern the user typed says more than its root."""
     info = info if info is not None else read_info(root)
     entry = info.get("splits", {}).get(split)
     if not entry or not entry["filenames"]:
         have = sorted(info.get("splits", {}))
-        raise ValueError(f"{root}: no shards for split {split!r} (splits present: {have})")
+        raise ValueError(f"{where or root}: no shards for split {split!r} (splits present: {have})")
     return [_join(root, name) for name in entry["filenames"]]
 
 
-def split_lengths(root: str, split: str, info: dict[str, Any] | None = None) -> dict[str, int]:
+def split_lengths(root: str, split: str, info: dict[str, Any] | None = None, *, where: str | None = None) -> dict[str, int]:
     """{shard URL: samples it holds} for one split, in index order, as `_info.json` records them."""
     info = info if info is not None else read_info(root)
-    urls = split_urls(root, split, info)
+    urls = split_urls(root, split, info, where=where)
     return dict(zip(urls, info["splits"][split]["shard_lengths"]))
 
 

@@ -13,7 +13,7 @@ def _loaded(code: str) -> set[str]:
 
 
 @pytest.mark.parametrize("code,forbidden", [
-    ("import shards.reader, shards.writer, shards.info, shards.checked", {"apache_beam", "dlib", "training", "pipeline"}),
+    ("import shards.reader, shards.writer, shards.info, shards.checked, shards.source", {"apache_beam", "dlib", "training", "pipeline"}),
     ("import training.train, training.evaluate, training.visualize, training.pretrain", {"apache_beam", "dlib", "pipeline"}),
     ("import training.detect", {"apache_beam"}),
     ("import pipeline.run, pipeline.transforms, pipeline.cli", {"training", "torch"}),

@@ -21,14 +21,17 @@ _DIR = click.Path(exists=True, file_okay=False)
 
 
 class _ShardRoot(click.ParamType):
-    """A shard directory: local (must exist) or a URL such as gs://bucket/shards (streamed)."""
+    """A shard directory: local (must exist), a URL such as gs://bucket/shards (streamed),
+    or a brace pattern of shards under either. A pattern passes through unchanged: the
+    command resolves it (`shards.source.open_shards`), which reads `_info.json`."""
 
-    name = "DIR|URL"
+    name = "DIR|URL|PATTERN"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         from shards.info import is_url
+        from shards.source import is_pattern
 
-        return value if is_url(value) else _DIR.convert(value, param, ctx)
+        return value if is_url(value) or is_pattern(value) else _DIR.convert(value, param, ctx)
 
 
 _SHARDS = _ShardRoot()
@@ -68,7 +71,8 @@ _on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"
 
 
 @click.command("train-from-shards")
-@click.option("--shards", required=True, type=_SHARDS, help="Shard directory written by build-shards (holds _info.json); local, or a URL such as gs://bucket/shards.")
+@click.option("--shards", required=True, type=_SHARDS, help="Shard directory written by build-shards (holds _info.json), local or a URL such as gs://bucket/shards; "
+                   "or a brace pattern of its shards, e.g. gs://bucket/shards/{train,val}/pairs-{000000..000063}.tar.")
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Run directory: config.json, metrics.jsonl, best.pt, last.pt.")
 @click.option("--model", type=click.Choice(MODEL_KINDS), default=DEFAULT_MODEL_KIND, show_default=True,
               help="noise: the paper's Siamese noise model; meso4, mesoinception4: MesoNet baselines on the face "
@@ -97,7 +101,7 @@ def train_from_shards(**options: Any) -> None:
 
 
 @click.command("pretrain-denoiser")
-@click.option("--shards", type=_SHARDS, default=None, help="Shard directory or URL: faces and backgrounds of its train split.")
+@click.option("--shards", type=_SHARDS, default=None, help="Shard directory, URL or brace pattern: faces and backgrounds of its train split.")
 @click.option("--images", type=_DIR, default=None, help="Or a folder of images (random crops).")
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="Weights file to write (.pt).")
 @_preset
@@ -121,7 +125,7 @@ def pretrain_denoiser(**options: Any) -> None:
 
 @click.command("evaluate")
 @click.option("--checkpoint", required=True, type=_FILE)
-@click.option("--shards", required=True, type=_SHARDS)
+@click.option("--shards", required=True, type=_SHARDS, help="Shard directory, URL or brace pattern (as for train-from-shards).")
 @click.option("--split", default="test", show_default=True)
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Directory for metrics.json, roc.png, predictions.jsonl.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
@@ -139,7 +143,7 @@ def evaluate(**options: Any) -> None:
 
 @click.command("visualize")
 @click.option("--checkpoint", required=True, type=_FILE)
-@click.option("--shards", required=True, type=_SHARDS)
+@click.option("--shards", required=True, type=_SHARDS, help="Shard directory, URL or brace pattern (as for train-from-shards).")
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--rows", type=click.IntRange(min=2), default=4, show_default=True, help="Rows of pairs: half real, half fake.")

@@ -24,7 +24,7 @@ import torch
 import webdataset as wds
 
 from shards.checked import checked_pairs
-from shards.info import read_info, split_lengths
+from shards.source import open_shards
 from shards.schema import CLS_FAKE, CLS_REAL
 
 Sample = dict[str, Any]
@@ -141,11 +141,13 @@ def train_loader(
     shuffle_buffer: int = 2000,
     on_bad_shard: str = "stop",
 ) -> tuple[wds.WebLoader, int]:
-    """(loader for one epoch of this rank, batches it yields): fixed per epoch and rank."""
-    info = read_info(root)
-    lengths = split_lengths(root, split, info)
+    """(loader for one epoch of this rank, batches it yields): fixed per epoch and rank.
+
+    `root` is what `--shards` takes: a shard root or a brace pattern (`shards.source`)."""
+    source = open_shards(root)
+    lengths = source.lengths(split)
     urls = list(lengths)
-    entry = info["splits"][split]
+    entry = source.info["splits"][split]
     _, world = world_info()
     readers = world * max(workers, 1)
     if len(urls) < readers:

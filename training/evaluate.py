@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 from torch import nn  # noqa: E402
 
 from shards.checked import require_pairs  # noqa: E402
-from shards.info import split_lengths  # noqa: E402
+from shards.source import open_shards  # noqa: E402
 from shards.schema import CLS_TO_LABEL  # noqa: E402
 from training.checkpoint import detector_from_checkpoint, load_checkpoint  # noqa: E402
 from training.data import eval_loader  # noqa: E402
@@ -101,7 +101,7 @@ def run_evaluation(
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint)
     model = detector_from_checkpoint(ckpt, dev)
-    lengths = split_lengths(shards, split)
+    lengths = open_shards(shards).lengths(split)
     loader = eval_loader(list(lengths), batch_size=batch_size, workers=workers, lengths=lengths, on_bad_shard=on_bad_shard)
     out = predict_loader(model, loader, dev)
     require_pairs(out["cls"].size, shards, split)

@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from shards.checked import require_pairs
-from shards.info import read_info, split_lengths, split_urls
+from shards.source import open_shards
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import eval_loader, train_loader
 from training.detectors import architecture, build_detector
@@ -145,7 +145,7 @@ def _validate(model: nn.Module, config: TrainConfig, device: torch.device, ctx: 
     Shards go round-robin to ranks (a rank may get none: webdataset #68) and predictions
     are gathered, so no collective runs inside the per-rank loop.
     """
-    lengths = split_lengths(config.shards, config.val_split)
+    lengths = open_shards(config.shards).lengths(config.val_split)
     urls = list(lengths)[ctx.rank :: ctx.world]
     local = {"prob": np.zeros(0, np.float32), "cls": np.zeros(0, np.int64)}
     if urls:
@@ -210,8 +210,9 @@ def run_training(config: TrainConfig) -> TrainResult:
     _check_options(config)
     config, ckpt = _resolve(config)
     ctx, device = _init_distributed(config.device)
-    info = read_info(config.shards)
-    split_urls(config.shards, config.val_split, info)  # fail now, not after an epoch
+    source = open_shards(config.shards)
+    for split in ("train", config.val_split):
+        source.urls(split)  # fail now, not after an epoch
     model_arch = architecture(config.model, config.preset, config.input_size)
     run_config = {
         "train": asdict(config),
@@ -219,7 +220,7 @@ def run_training(config: TrainConfig) -> TrainResult:
         "model": model_arch,
         # How the shards were cropped (face scale, resize filter, detector...): `detect`
         # must crop new videos the same way the model was trained.
-        "shard_options": info.get("options", {}),
+        "shard_options": source.info.get("options", {}),
         "world_size": ctx.world,
         "device": str(device),
         "torch": str(torch.__version__),  # TorchVersion is not weights_only-loadable

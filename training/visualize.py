@@ -12,9 +12,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from shards.info import split_urls  # noqa: E402
-from shards.reader import iter_pairs  # noqa: E402
+from shards.checked import checked_pairs  # noqa: E402
 from shards.schema import CLS_FAKE, CLS_REAL  # noqa: E402
+from shards.source import open_shards  # noqa: E402
 from training.checkpoint import load_detector  # noqa: E402
 from training.detectors import model_kind  # noqa: E402
 from training.device import resolve_device  # noqa: E402
@@ -85,13 +85,17 @@ def draw_noise_traces(model: nn.Module, pairs: list[dict[str, Any]], output: str
 
 
 def run_visualize(checkpoint: str, shards: str, output: str, split: str = "test", rows: int = 4, per_row: int = 4, device: str | None = None) -> str:
-    """Fig. 6 from a checkpoint and a shard split: rows/2 real rows, rows/2 fake rows."""
+    """Fig. 6 from a checkpoint and a shard split: rows/2 real rows, rows/2 fake rows.
+
+    Pairs come through the checked reader, as training's do, so a corrupt shard stops
+    with its file name instead of a traceback from deep inside tarfile."""
     dev = resolve_device(device)
     model, config = load_detector(checkpoint, dev)
     if model_kind(config) != DEFAULT_MODEL_KIND:
         raise ValueError(f"{checkpoint}: a {model_kind(config)} model has no noise extractor to draw; visualize needs the noise model")
     per_class = max(1, rows // 2) * per_row
-    pairs = pick_pairs(iter_pairs(split_urls(shards, split)), per_class)
+    lengths = open_shards(shards).lengths(split)
+    pairs = pick_pairs(checked_pairs(lengths)({"url": url} for url in lengths), per_class)
     if not pairs:
         raise ValueError(f"{shards}: split {split!r} holds no pairs")
     draw_noise_traces(model, pairs, output, dev, per_row)
