@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from training.detectors import build_detector, model_kind
+from training.device import place_model
 
 CHECKPOINT_FORMAT = "noisetrace-detector"
 DENOISER_FORMAT = "noisetrace-dncnn"
@@ -55,7 +56,7 @@ def detector_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = 
     config = ckpt["config"]
     model = build_detector(model_kind(config), config["model"])
     model.load_state_dict(ckpt["model"])
-    return model.to(device).eval()
+    return place_model(model, torch.device(device)).eval()
 
 
 def load_detector(path: str, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:

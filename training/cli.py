@@ -84,10 +84,12 @@ _on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"
 @click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine", show_default=True,
               help="cosine: decay towards 0 over --epochs (steadier last epochs); constant: --lr throughout.")
 @click.option("--init-denoiser", type=_FILE, default=None, help="Extractor weights: pretrain-denoiser output, a detector checkpoint or KAIR DnCNN weights.")
-@click.option("--resume", is_flag=True, help="Continue OUTPUT/last.pt with its saved options; only --shards, --epochs and --device may change.")
+@click.option("--resume", is_flag=True, help="Continue OUTPUT/last.pt with its saved options; only --shards, --epochs, --device, --compile and --on-bad-shard may change.")
 @click.option("--self-blend", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Fraction of each batch turned into self-blended fakes from real pairs.")
 @click.option("--balance/--no-balance", default=True, show_default=True, help="Downsample the majority class so real and fake are seen equally often.")
 @click.option("--input-size", type=click.IntRange(min=8), default=64, show_default=True, help="Side of the face/background squares in the shards.")
+@click.option("--compile/--no-compile", default=False, show_default=True,
+              help="torch.compile the model: on an H200 the paper preset trains 1.45x faster, after about a minute of compiling.")
 @_seed
 @_workers
 @_on_bad_shard

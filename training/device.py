@@ -5,6 +5,9 @@ import contextlib
 from typing import ContextManager
 
 import torch
+from torch import nn
+
+from training.model import to_unit_float
 
 
 def resolve_device(name: str | None = None) -> torch.device:
@@ -15,6 +18,23 @@ def resolve_device(name: str | None = None) -> torch.device:
             raise ValueError(f"device {name!r} requested but CUDA is not available")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last on GPUs, where cuDNN runs bf16 convolutions in NHWC without layout
+    transposes (bench/bench_training.py on an H200: the paper preset trains 2.9x faster,
+    1,610 -> 4,714 pairs/s); the default layout on CPUs."""
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+def place_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """The model on `device`, in that device's memory format."""
+    return model.to(device, memory_format=memory_format(device))
+
+
+def place_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (B,3,H,W) from the loader -> float [0, 1] on `device`, in its memory format."""
+    return to_unit_float(images.to(device, non_blocking=True)).contiguous(memory_format=memory_format(device))
 
 
 def autocast(device: torch.device) -> ContextManager:

@@ -7,15 +7,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.device import autocast
-from training.model import to_unit_float
+from training.device import autocast, place_images
 
 
 @torch.no_grad()
 def fake_probability(model: nn.Module, faces: torch.Tensor, backgrounds: torch.Tensor, device: torch.device) -> torch.Tensor:
     """uint8 (B,3,H,W) pairs -> P(fake) as float32 on the CPU; `model` must be in eval mode."""
-    faces = to_unit_float(faces.to(device, non_blocking=True))
-    backgrounds = to_unit_float(backgrounds.to(device, non_blocking=True))
+    faces, backgrounds = place_images(faces, device), place_images(backgrounds, device)
     with autocast(device):
         logits = model(faces, backgrounds)
     return logits.float().softmax(dim=1)[:, 1].cpu()

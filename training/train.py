@@ -29,9 +29,8 @@ from shards.source import open_shards
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import eval_loader, train_loader
 from training.detectors import architecture, build_detector
-from training.device import autocast, resolve_device
+from training.device import autocast, place_images, place_model, resolve_device
 from training.metrics import accuracy, finite_or_none, roc_auc
-from training.model import to_unit_float
 from training.presets import DEFAULT_MODEL_KIND
 from training.predict import predict_loader
 from training.weights import load_extractor_weights
@@ -65,6 +64,7 @@ class TrainConfig:
     val_split: str = "val"
     shuffle_buffer: int = 2000
     on_bad_shard: str = "stop"  # shards.checked.ON_BAD_SHARD: what a corrupt or truncated shard does
+    compile: bool = False  # torch.compile the training model: faster steps after a minute of compiling
 
 
 LR_SCHEDULES = ("cosine", "constant")
@@ -168,8 +168,8 @@ def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
 
 def _resolve(config: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
     """With `resume`, the run's saved options win except where the run and its shards
-    now live, `epochs`, `device` and `on_bad_shard` (so a run stopped by a bad shard can
-    go on skipping it); returns (config to use, checkpoint or None).
+    now live, `epochs`, `device`, `compile` and `on_bad_shard` (so a run stopped by a bad
+    shard can go on skipping it); returns (config to use, checkpoint or None).
 
     Everything else (preset, batch size, seed, workers...) fixes the batches each epoch
     sees, so changing it would silently break "a resumed run ends where an uninterrupted
@@ -182,7 +182,7 @@ def _resolve(config: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
     ckpt = load_checkpoint(last)
     saved = {f.name: ckpt["config"]["train"][f.name] for f in fields(TrainConfig) if f.name in ckpt["config"]["train"]}
     resumed = replace(TrainConfig(**saved), output=config.output, shards=config.shards, epochs=config.epochs,
-                      device=config.device, on_bad_shard=config.on_bad_shard, resume=True)
+                      device=config.device, on_bad_shard=config.on_bad_shard, compile=config.compile, resume=True)
     return resumed, ckpt
 
 
@@ -227,7 +227,7 @@ def run_training(config: TrainConfig) -> TrainResult:
     }
 
     torch.manual_seed(config.seed)
-    model = build_detector(config.model, model_arch).to(device)
+    model = place_model(build_detector(config.model, model_arch), device)
     if config.init_denoiser and ckpt is None:
         run_config["init_denoiser_format"] = load_extractor_weights(model.extractor, config.init_denoiser)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -242,6 +242,8 @@ def run_training(config: TrainConfig) -> TrainResult:
     train_model: nn.Module = model
     if ctx.world > 1:
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:  # after DDP, as PyTorch's DDP + compile notes advise
+        train_model = torch.compile(train_model)
 
     if ctx.main:
         os.makedirs(config.output, exist_ok=True)
@@ -269,8 +271,7 @@ def run_training(config: TrainConfig) -> TrainResult:
                 raise ValueError(f"shards hold {faces.shape[-1]}px squares but --input-size is {config.input_size}")
             if config.self_blend > 0:
                 faces, labels = _apply_self_blend(faces, labels, config.self_blend, blend_gen)
-            faces = to_unit_float(faces.to(device, non_blocking=True))
-            backgrounds = to_unit_float(batch["background"].to(device, non_blocking=True))
+            faces, backgrounds = place_images(faces, device), place_images(batch["background"], device)
             labels = labels.to(device, non_blocking=True)
             with autocast(device):
                 loss = loss_fn(train_model(faces, backgrounds).float(), labels)
