@@ -11,7 +11,8 @@ for each run:
 - driver, worker, ffmpeg: the sampled peak RSS of the build-shards process, of the
   largest Beam worker process and of the largest ffmpeg process;
 - process peak: the largest peak RSS of any one process of the tree, exact, from
-  getrusage(RUSAGE_CHILDREN) of a wrapper process that runs build-shards as its child.
+  getrusage(RUSAGE_CHILDREN) of a wrapper process that runs build-shards as its child;
+- processes: how many processes the tree ran in all, and which were alive at the tree peak.
 Linux only (/proc).
 """
 from __future__ import annotations
@@ -87,7 +88,7 @@ class TreeSampler(threading.Thread):
     def __init__(self, pid: int, interval_s: float = 0.02) -> None:
         super().__init__(daemon=True)
         self.pid, self.interval_s = pid, interval_s
-        self.peak_kib, self.processes = 0, set()
+        self.peak_kib, self.processes, self.peak_roles = 0, set(), ""
         self.role_peak_kib = {"driver": 0, "worker": 0, "ffmpeg": 0, "gone": 0}
         self.stop = threading.Event()
 
@@ -96,7 +97,10 @@ class TreeSampler(threading.Thread):
             pids = _tree(self.pid)[1:]  # less the wrapper
             self.processes.update(pids)
             rss = {p: _rss_kib(p) for p in pids}
-            self.peak_kib = max(self.peak_kib, sum(rss.values()))
+            if sum(rss.values()) > self.peak_kib:  # what the tree held at its peak, e.g. "driver 1, worker 4"
+                self.peak_kib = sum(rss.values())
+                roles = [_role(p, pids[0]) for p in pids]
+                self.peak_roles = ", ".join(f"{r} {roles.count(r)}" for r in sorted(set(roles)))
             for p, kib in rss.items():
                 role = _role(p, pids[0])
                 self.role_peak_kib[role] = max(self.role_peak_kib[role], kib)
@@ -132,6 +136,7 @@ def measure(videos: list[str], workers: int, work: str) -> dict[str, float]:
         **{f"{role}_mib": kib / 1024 for role, kib in sampler.role_peak_kib.items()},
         "process_peak_mib": int(re.search(r"maxrss_kib (\d+)", stderr).group(1)) / 1024,
         "processes": len(sampler.processes),
+        "peak_roles": sampler.peak_roles,
     }
 
 
@@ -152,13 +157,13 @@ def main() -> None:
         runs.append(("1 x 4K", [make_4k_clip(root4k, args.seconds, args.gop)]))
     print(f"build-shards, DirectRunner multi_processing, {args.workers} workers; RSS in MiB")
     print(f"{'input':>12} {'keyframes':>9} {'pairs':>6} {'seconds':>8} {'tree peak':>10} {'driver':>7} {'worker':>7} "
-          f"{'ffmpeg':>7} {'process peak':>13} {'processes':>9}")
+          f"{'ffmpeg':>7} {'process peak':>13} {'processes':>9}  processes alive at the tree peak")
     with tempfile.TemporaryDirectory() as work:
         for name, videos in runs:
             r = measure(videos, args.workers, work)
             print(f"{name:>12} {r['keyframes']:9d} {r['pairs']:6d} {r['seconds']:8.1f} {r['tree_peak_mib']:10.0f} "
                   f"{r['driver_mib']:7.0f} {r['worker_mib']:7.0f} {r['ffmpeg_mib']:7.0f} "
-                  f"{r['process_peak_mib']:13.0f} {r['processes']:9d}", flush=True)
+                  f"{r['process_peak_mib']:13.0f} {r['processes']:9d}  {r['peak_roles']}", flush=True)
 
 
 if __name__ == "__main__":
