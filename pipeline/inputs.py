@@ -62,7 +62,9 @@ def _match(pattern: str) -> list[str]:
     loop): such a file must become a failure record, not vanish from the run."""
     if "://" in pattern:
         return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    return sorted(p for p in glob.glob(pattern, recursive=True, include_hidden=True) if not os.path.isdir(p))
+    # lexists: glob gives "dir/**" back as "dir/" when dir does not exist
+    return sorted(p for p in glob.glob(pattern, recursive=True, include_hidden=True)
+                  if os.path.lexists(p) and not os.path.isdir(p))
 
 
 @dataclass
