@@ -29,7 +29,7 @@ from apache_beam.metrics import Metrics
 
 from pipeline.inputs import VideoRecord
 from pipeline.keyframes import ffmpeg_exe
-from pipeline.pairs import ExtractOptions, Failure, FramePair, frame_pairs, to_sample
+from pipeline.pairs import ExtractOptions, Failure, frame_pairs, to_sample
 from shards.info import FAILURES_NAME, INFO_NAME, ShardRecord, build_info, dumps_info
 from shards.raw import RawSample, read_members
 from shards.schema import PairSample
