@@ -56,6 +56,18 @@ def test_tiny_model_learns_noise_mismatch(trained):
     assert config["train"]["preset"] == "tiny" and config["model"]["depth"] == 4
 
 
+def test_best_checkpoint_is_the_best_val_auc_then_accuracy(tmp_path):
+    """MesoNet on visible fakes: val AUC reaches 1.0 epochs before accuracy does, and
+    best.pt must be the epoch of best accuracy among the tied ones, not the first at 1.0."""
+    shards = make_shards(str(tmp_path / "s"), {"train": 256, "val": 64}, shards_per_split=2, size=SIZE, visible_fakes=True)
+    run = run_training(_tiny(shards, str(tmp_path / "r"), epochs=6, model="meso4"))
+    assert len({r["val_accuracy"] for r in run.history if r["val_auc"] == 1.0}) > 1  # a tie to break
+    best = max(run.history, key=lambda r: (r["val_auc"], r["val_accuracy"]))  # the first of equals, as training keeps
+    saved = torch.load(tmp_path / "r" / "best.pt", map_location="cpu", weights_only=True)
+    assert saved["metrics"] == best
+    assert (saved["best_auc"], saved["best_accuracy"]) == (best["val_auc"], best["val_accuracy"])
+
+
 def test_checkpoints_load_weights_only_and_predict(trained, shards):
     for name in ("best.pt", "last.pt"):
         ckpt = torch.load(os.path.join(trained.output, name), map_location="cpu", weights_only=True)
