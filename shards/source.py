@@ -43,8 +43,14 @@ def is_pattern(spec: str) -> bool:
     return "{" in spec
 
 
-def open_shards(spec: str) -> ShardSource:
-    """Resolve `--shards`; a root's index is used as it is, a pattern's is narrowed."""
+def open_shards(spec: str | ShardSource) -> ShardSource:
+    """Resolve `--shards`; a root's index is used as it is, a pattern's is narrowed.
+
+    An opened source is returned as it is, so a run that opens its shards once can hand
+    them to every epoch's loader without reading `_info.json` again (over a URL, a
+    download each time)."""
+    if isinstance(spec, ShardSource):
+        return spec
     if not is_pattern(spec):
         return ShardSource(spec, spec, read_info(spec))
     prefix, info = _find_index(spec)

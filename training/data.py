@@ -24,7 +24,7 @@ import torch
 import webdataset as wds
 
 from shards.checked import checked_pairs
-from shards.source import open_shards
+from shards.source import ShardSource, open_shards
 from shards.schema import CLS_FAKE, CLS_REAL
 
 Sample = dict[str, Any]
@@ -129,7 +129,7 @@ def class_keep_fraction(class_counts: dict[str, int]) -> tuple[dict[int, float],
 
 
 def train_loader(
-    root: str,
+    root: str | ShardSource,
     split: str = "train",
     *,
     batch_size: int,
@@ -143,7 +143,8 @@ def train_loader(
 ) -> tuple[wds.WebLoader, int]:
     """(loader for one epoch of this rank, batches it yields): fixed per epoch and rank.
 
-    `root` is what `--shards` takes: a shard root or a brace pattern (`shards.source`)."""
+    `root` is what `--shards` takes (a shard root or a brace pattern), or those shards
+    already opened by `shards.source.open_shards`."""
     source = open_shards(root)
     lengths = source.lengths(split)
     urls = list(lengths)

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from shards.source import ShardSource, open_shards
 from training.data import train_loader
 from training.device import autocast, resolve_device
 from training.model import DnCNN, to_unit_float
@@ -71,9 +72,9 @@ def _folder_batches(images: list[np.ndarray], size: int, batch_size: int, rng: n
         yield torch.from_numpy(np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2)))
 
 
-def _shard_batches(config: PretrainConfig, epoch: int) -> Iterator[torch.Tensor]:
+def _shard_batches(source: ShardSource, config: PretrainConfig, epoch: int) -> Iterator[torch.Tensor]:
     """Faces and backgrounds of the train split, both are natural images for denoising."""
-    loader, _ = train_loader(config.shards, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed, workers=config.workers)
+    loader, _ = train_loader(source, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed, workers=config.workers)
     for batch in loader:
         yield torch.cat([batch["face"], batch["background"]])
 
@@ -88,10 +89,11 @@ def run_pretraining(config: PretrainConfig) -> str:
     model = DnCNN(model_config.depth, model_config.features, model_config.channels).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     images = _folder_images(config.images, config.patch_size) if config.images else None
+    source = open_shards(config.shards) if config.shards else None
     noise_gen = torch.Generator(device=device).manual_seed(config.seed)
     for epoch in range(config.epochs):
         rng = np.random.default_rng([config.seed, epoch])
-        batches = _folder_batches(images, config.patch_size, config.batch_size, rng) if images is not None else _shard_batches(config, epoch)
+        batches = _folder_batches(images, config.patch_size, config.batch_size, rng) if images is not None else _shard_batches(source, config, epoch)
         model.train()
         total, n, started = 0.0, 0, time.perf_counter()
         for clean_u8 in batches:

@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from shards.checked import require_pairs
-from shards.source import open_shards
+from shards.source import ShardSource, open_shards
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import eval_loader, train_loader
 from training.detectors import architecture, build_detector
@@ -139,13 +139,13 @@ def _apply_self_blend(faces: torch.Tensor, labels: torch.Tensor, fraction: float
     return faces, labels
 
 
-def _validate(model: nn.Module, config: TrainConfig, device: torch.device, ctx: _Dist) -> tuple[float, float]:
+def _validate(model: nn.Module, config: TrainConfig, source: ShardSource, device: torch.device, ctx: _Dist) -> tuple[float, float]:
     """(accuracy, AUC) over the whole validation split; every rank returns the same numbers.
 
     Shards go round-robin to ranks (a rank may get none: webdataset #68) and predictions
     are gathered, so no collective runs inside the per-rank loop.
     """
-    lengths = open_shards(config.shards).lengths(config.val_split)
+    lengths = source.lengths(config.val_split)
     urls = list(lengths)[ctx.rank :: ctx.world]
     local = {"prob": np.zeros(0, np.float32), "cls": np.zeros(0, np.int64)}
     if urls:
@@ -257,7 +257,7 @@ def run_training(config: TrainConfig) -> TrainResult:
         for group in optimizer.param_groups:
             group["lr"] = epoch_lr(config, epoch)
         loader, batches = train_loader(
-            config.shards, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed,
+            source, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed,
             workers=config.workers, balance=config.balance, shuffle_buffer=config.shuffle_buffer,
             on_bad_shard=config.on_bad_shard,
         )
@@ -284,23 +284,23 @@ def run_training(config: TrainConfig) -> TrainResult:
         elapsed = time.perf_counter() - started
         pairs_per_s = _all_mean(batches * config.batch_size / elapsed, ctx, device) * ctx.world
         epoch_loss = _all_mean(float(total) / batches, ctx, device)
-        val_accuracy, val_auc = _validate(model, config, device, ctx)
+        val_accuracy, val_auc = _validate(model, config, source, device, ctx)
         record = {"epoch": epoch + 1, "loss": epoch_loss, "val_accuracy": val_accuracy, "val_auc": val_auc, "pairs_per_s": pairs_per_s}
         history.append(record)
         score = selection_score(val_auc, val_accuracy)
+        improved, best = score > best, max(best, score)
         if ctx.main:
             state = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                "best_auc": max(best, score)[0], "best_accuracy": max(best, score)[1], "config": run_config,
+                "best_auc": best[0], "best_accuracy": best[1], "config": run_config,
                 "metrics": record, "rng": _rng_state(device),
             }
             with open(os.path.join(config.output, METRICS_NAME), "a", encoding="utf-8") as f:
                 f.write(json.dumps({k: finite_or_none(v) for k, v in record.items()}) + "\n")
-            if score > best:
+            if improved:
                 save_checkpoint(os.path.join(config.output, BEST_NAME), state)
             save_checkpoint(os.path.join(config.output, LAST_NAME), state)
             tqdm.write(json.dumps(record))
-        best = max(best, score)
         if ctx.world > 1:
             dist.barrier()
     if ctx.world > 1:
