@@ -1,19 +1,17 @@
 """`--shards` as a WebDataset brace pattern: the index found at the pattern's root or one
 level up, the pattern selecting shards (lengths recomputed), clear errors, every entry point
 reading through it, and two-process torchrun streaming a pattern URL over loopback HTTP."""
-import functools
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from loopback import serve
 from shardgen import make_shards, read_jsonl
 from shards.checked import checked_pairs
 from shards.info import read_info, split_urls
@@ -134,21 +132,10 @@ def test_visualize_names_a_corrupt_shard(shards, checkpoint, tmp_path):
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
 
 
-class _RecordingHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files and notes each requested path, to show which shards were streamed."""
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        self.server.requested.append(self.path)
-
-
 @pytest.fixture()
 def served(shards):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_RecordingHandler, directory=shards))
-    server.requested = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", server.requested
-    server.shutdown()
+    with serve(shards) as url_and_requests:
+        yield url_and_requests
 
 
 # Each rank parses the real command line (so --shards goes through its click type) and

@@ -1,12 +1,9 @@
 """Training streams shards from a URL root (here HTTP on loopback, as gs:// streams through
 gsutil), reading `_info.json` and every shard without a local copy."""
-import functools
-import http.server
-import threading
-
 import pytest
 from click.testing import CliRunner
 
+from tests.loopback import serve
 from tests.shardgen import make_shards, read_jsonl
 from training.cli import train_from_shards
 
@@ -14,12 +11,8 @@ from training.cli import train_from_shards
 @pytest.fixture()
 def served(tmp_path):
     root = make_shards(str(tmp_path / "shards"), {"train": 64, "val": 32}, shards_per_split=2, size=32)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve(root) as (url, _):
+        yield url
 
 
 def test_train_from_a_url_root(served, tmp_path):
