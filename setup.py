@@ -26,7 +26,7 @@ setup(
         "training": TRAINING,
         "demo": DEMO,
         "all": PIPELINE + TRAINING + DEMO,
-        "test": ["pytest>=7", "hypothesis>=6"],
+        "test": ["pytest>=7", "hypothesis>=6", "apache-beam[gcp]==2.77.0"],
     },
     entry_points={
         "console_scripts": [
@@ -35,6 +35,7 @@ setup(
             "train-from-shards=training.cli:train_from_shards",
             "pretrain-denoiser=training.cli:pretrain_denoiser",
             "evaluate=training.cli:evaluate",
+            "crossval=training.cli:crossval",
             "detect=training.detect:detect",
             "visualize=training.cli:visualize",
         ]
