@@ -15,6 +15,7 @@ COMMANDS = {
     "pretrain-denoiser": "training.cli:pretrain_denoiser",
     "evaluate": "training.cli:evaluate",
     "compare": "training.cli:compare",
+    "crossval": "training.cli:crossval",
     "detect": "training.detect:detect",
     "visualize": "training.cli:visualize",
     "demo": "noisetrace.demo:demo",

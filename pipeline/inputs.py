@@ -13,6 +13,7 @@ import io
 import json
 import os
 import posixpath
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -26,6 +27,8 @@ CELEBDF_FAKE = frozenset({"Celeb-synthesis"})
 CELEBDF_TEST_LIST = "List_of_testing_videos.txt"
 DFDC_METADATA = "metadata.json"
 SPLIT_NAMES = ("train", "val", "test")
+DFD_FOLDERS = frozenset({"actors", "DeepFakeDetection"})
+_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 _GLOB_CHARS = set("*?[")
 
 
@@ -45,6 +48,12 @@ class VideoRecord:
     split: str | None = None
     reason: str | None = None
     detail: str = ""
+    method: str | None = None  # how a fake was made, where the layout says (FF++'s manipulated_sequences/<method>)
+
+    def meta(self) -> dict:
+        """What every pair of this video carries in its json; `method` only where known."""
+        keys = ("video", "dataset", "label", "split", "group") + (("method",) if self.method else ())
+        return {k: getattr(self, k) for k in keys}
 
 
 def _stem(name: str) -> str:
@@ -117,7 +126,11 @@ def _label_from_layout(path: str, root: str, side: _SideFiles) -> VideoRecord:
             official = side.ffpp_splits.get(ds_root.rstrip("/"), {}).get(target)
             split, group = official if official else (None, f"ffpp:{target}")
             label = "real" if d == "original_sequences" else "fake"
-            return VideoRecord(**base, dataset="ffpp", label=label, group=group, split=split)
+            sub = dirs[i + 1] if i + 1 < len(dirs) else None
+            # Google's DFD ships inside FF++'s layout but is its own dataset (other actors, other cameras)
+            dataset = "dfd" if sub in DFD_FOLDERS else "ffpp"
+            method = sub if label == "fake" else None
+            return VideoRecord(**base, dataset=dataset, label=label, group=group, split=split, method=method)
     meta = side.dfdc.get(posixpath.dirname(path))
     if meta is not None:
         entry = meta.get(name)
@@ -126,9 +139,11 @@ def _label_from_layout(path: str, root: str, side: _SideFiles) -> VideoRecord:
                                detail=f"not labelled in {DFDC_METADATA}")
         original = entry.get("original") or name
         return VideoRecord(**base, dataset="dfdc", label=entry["label"].lower(), group=f"dfdc:{_stem(original)}")
-    for d in reversed(dirs):
-        if d.lower() in ("real", "fake"):
-            return VideoRecord(**base, dataset="generic", label=d.lower(), group=f"generic:{stem}")
+    for j in range(len(dirs) - 1, -1, -1):
+        if dirs[j].lower() in ("real", "fake"):
+            # the folder holding real/ and fake/ names the collection, so a dataset can be held out
+            dataset = _SLUG.sub("-", dirs[j - 1]).strip("-").lower() if j > 0 else "generic"
+            return VideoRecord(**base, dataset=dataset or "generic", label=dirs[j].lower(), group=f"generic:{stem}")
     return VideoRecord(**base, dataset="unknown", label=None, group=None, reason="unlabelled",
                        detail="no known layout (Celeb-DF, FaceForensics++, DFDC, real/ or fake/ folder)")
 
@@ -172,6 +187,7 @@ def _records_from_manifest(manifest: str) -> list[VideoRecord]:
         split = (row.get("split") or "").strip() or None
         group = (row.get("group") or "").strip() or inferred.group or f"manifest:{_stem(path)}"
         rec = replace(inferred, label=label, split=split, group=group, reason=None, detail="",
+                      method=inferred.method if label == "fake" else None,
                       dataset=inferred.dataset if inferred.dataset != "unknown" else "manifest")
         if path in seen:
             rec = replace(rec, video=f"{rec.video}#line{line_no}", reason="duplicate",

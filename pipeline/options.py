@@ -11,7 +11,7 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.pairs import RESIZE_FILTERS, ExtractOptions
+from pipeline.pairs import NO_RESIZE, RESIZE_FILTERS, ExtractOptions
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--size", int, 64, "Side in pixels of the stored face and background squares."),
     Option("--face-scale", float, 1.3, "Face square side = max(box w, h) x this, as FaceForensics++ crops."),
     Option("--min-face-scale", float, 1.0, "When no same-size background square fits at --face-scale, shrink the face square's margin down to this scale before giving up (set it to --face-scale to never shrink)."),
-    Option("--resize-filter", str, "area", "Filter for resizing both squares to --size.", tuple(RESIZE_FILTERS)),
+    Option("--resize-filter", str, "area", f"Filter for resizing both squares to --size; '{NO_RESIZE}': keep the central --size patch of each square at native resolution (no resampling).", (*RESIZE_FILTERS, NO_RESIZE)),
     Option("--max-keyframes-per-video", int, 0, "Use at most this many keyframes per video (the first ones); 0 = all."),
     Option("--min-frames-per-video", int, 0, "If a video has fewer I-frames than this, add this many evenly spaced frames."),
     Option("--upsample", int, 0, "dlib upsampling steps (finds smaller faces, ~4x slower each)."),

@@ -121,7 +121,7 @@ class ExtractPairsDoFn(beam.DoFn):
         if record.reason:
             yield self._fail(Failure(record.video, record.reason, None, record.detail))
         else:
-            meta = {k: getattr(record, k) for k in ("video", "dataset", "label", "split", "group")}
+            meta = record.meta()
             try:
                 with local_copy(record.path) as local:
                     if readable_size(local) == 0:

@@ -49,3 +49,16 @@ def read_members(fileobj: BinaryIO, keys: Iterable[str]) -> dict[str, Members]:
         raise ValueError(f"{getattr(fileobj, 'name', 'tar file')}: lacks samples {missing[:3]}"
                          f"{' and more' if len(missing) > 3 else ''}")
     return found
+
+
+def stream_members(fileobj: BinaryIO) -> dict[str, Members]:
+    """{key: members} of every sample of a tar stream, read front to back (no seeking), so
+    it also reads a shard streamed from a URL."""
+    found: dict[str, Members] = {}
+    with tarfile.open(fileobj=fileobj, mode="r|") as tar:
+        for info in tar:
+            if info.isfile():
+                data = tar.extractfile(info)
+                assert data is not None
+                found.setdefault(info.name.split(".", 1)[0], []).append((info.name, data.read()))
+    return found

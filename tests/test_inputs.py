@@ -125,3 +125,33 @@ def test_split_assignment_is_deterministic_and_proportional(groups, extra):
     b = assign_groups(groups + extra)
     moved = sum(1 for g in a if a[g] != b[g])
     assert moved <= 2 * len(set(extra) - set(groups)) + 2
+
+
+def test_ffpp_methods_dfd_and_generic_collections(tmp_path):
+    """FF++'s manipulated_sequences/<method> becomes `method` (fakes only); Google's DFD
+    inside the FF++ layout is its own dataset; real/ fake/ under a folder take its name."""
+    for f in ["ffpp/original_sequences/youtube/c23/videos/183.mp4",
+              "ffpp/manipulated_sequences/FaceSwap/c23/videos/183_253.mp4",
+              "ffpp/original_sequences/actors/c23/videos/01__kitchen.mp4",
+              "ffpp/manipulated_sequences/DeepFakeDetection/c23/videos/01_02__kitchen__ABC.mp4",
+              "My Clips/real/a.mp4", "fake/b.mp4"]:
+        _touch(tmp_path, f)
+    recs = _by_video(list_videos(str(tmp_path)))
+    swap = recs["ffpp/manipulated_sequences/FaceSwap/c23/videos/183_253.mp4"]
+    assert (swap.dataset, swap.method, swap.meta()["method"]) == ("ffpp", "FaceSwap", "FaceSwap")
+    real = recs["ffpp/original_sequences/youtube/c23/videos/183.mp4"]
+    assert (real.dataset, real.method, real.group) == ("ffpp", None, swap.group) and "method" not in real.meta()
+    dfd = recs["ffpp/manipulated_sequences/DeepFakeDetection/c23/videos/01_02__kitchen__ABC.mp4"]
+    assert (dfd.dataset, dfd.method) == ("dfd", "DeepFakeDetection")
+    assert recs["ffpp/original_sequences/actors/c23/videos/01__kitchen.mp4"].dataset == "dfd"
+    assert recs["My Clips/real/a.mp4"].dataset == "my-clips"
+    assert recs["fake/b.mp4"].dataset == "generic"
+
+
+def test_manifest_keeps_the_layouts_method_for_fakes_only(tmp_path):
+    _touch(tmp_path, "v/manipulated_sequences/Face2Face/c23/videos/1_2.mp4")
+    _touch(tmp_path, "v/manipulated_sequences/Face2Face/c23/videos/3_4.mp4")
+    (tmp_path / "m.csv").write_text("path,label\nv/manipulated_sequences/Face2Face/c23/videos/1_2.mp4,fake\n"
+                                    "v/manipulated_sequences/Face2Face/c23/videos/3_4.mp4,real\n")
+    recs = {r.video.rsplit("/", 1)[-1]: r for r in list_videos(str(tmp_path / "m.csv"))}
+    assert recs["1_2.mp4"].method == "Face2Face" and recs["3_4.mp4"].method is None

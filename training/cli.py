@@ -86,6 +86,12 @@ _on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"
 @click.option("--init-denoiser", type=_FILE, default=None, help="Extractor weights: pretrain-denoiser output, a detector checkpoint or KAIR DnCNN weights.")
 @click.option("--resume", is_flag=True, help="Continue OUTPUT/last.pt with its saved options; only --shards, --epochs, --device, --compile and --on-bad-shard may change.")
 @click.option("--self-blend", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Fraction of each batch turned into self-blended fakes from real pairs.")
+@click.option("--recompress", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of training pairs JPEG re-encoded, face and background together at one random quality, "
+                   "so a clip's compression level is not a cue.")
+@click.option("--fake-source", type=click.Choice(["shards", "self-blend"]), default="shards", show_default=True,
+              help="shards: train on the shards' fakes (and --self-blend); self-blend: train on the real pairs alone, "
+                   "--self-blend of each batch turned into self-blended fakes (the shards' fakes still score validation).")
 @click.option("--balance/--no-balance", default=True, show_default=True, help="Downsample the majority class so real and fake are seen equally often.")
 @click.option("--input-size", type=click.IntRange(min=8), default=64, show_default=True, help="Side of the face/background squares in the shards.")
 @click.option("--compile/--no-compile", default=False, show_default=True,
@@ -100,6 +106,32 @@ def train_from_shards(**options: Any) -> None:
     from training.train import TrainConfig, run_training
 
     run_training(TrainConfig(**options))
+
+
+@click.command("crossval")
+@click.option("--shards", required=True, type=_SHARDS, help="Shard directory, URL or brace pattern; every split is pooled and re-split.")
+@click.option("--output", required=True, type=click.Path(file_okay=False),
+              help="Directory for one folder per fold (shards, run, eval), crossval.json and crossval.md.")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True, help="Number of folds with --by group.")
+@click.option("--by", type=click.Choice(["group", "dataset", "method"]), default="group", show_default=True,
+              help="group: K folds of whole groups; dataset: leave one dataset out; method: leave one manipulation method out.")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.15, show_default=True,
+              help="Share of each fold's training groups held back to pick best.pt.")
+@click.option("--fold-seed", type=int, default=0, show_default=True, help="Seeds which groups go to which fold (apart from --seed, so recipes are compared on the same folds).")
+@_one_line_errors
+def crossval(**options: Any) -> None:
+    """Cross-validate a training recipe with folds disjoint by group, dataset or method; prints the table.
+
+    Takes every train-from-shards option (except --resume); they apply to each fold."""
+    from training.crossval import RESULT_MD, run_crossval
+
+    run_crossval(**options)
+    with open(f"{options['output']}/{RESULT_MD}", encoding="utf-8") as f:
+        click.echo(f.read(), nl=False)
+
+
+# the recipe under test is train-from-shards' own: its options, defaults and help, except where runs live
+crossval.params.extend(p for p in train_from_shards.params if p.name not in {"shards", "output", "resume"})
 
 
 @click.command("pretrain-denoiser")

@@ -55,6 +55,15 @@ def shuffled_shards(urls: list[str], seed: int, epoch: int) -> Stage:
     return stage
 
 
+def only_class(cls: int) -> Stage:
+    """Keep the samples of one class: a reals-only stream, for training on self-blended fakes."""
+
+    def stage(src: Iterable[Sample]) -> Iterator[Sample]:
+        return (sample for sample in src if sample["cls"] == cls)
+
+    return stage
+
+
 def balance_classes(keep_fraction: dict[int, float], seed: int, epoch: int) -> Stage:
     """Drop samples of the majority class at random so real and fake arrive equally often.
 
@@ -137,11 +146,15 @@ def train_loader(
     seed: int = 0,
     workers: int = 0,
     balance: bool = False,
+    reals_only: bool = False,
     flip: bool = True,
     shuffle_buffer: int = 2000,
     on_bad_shard: str = "stop",
 ) -> tuple[wds.WebLoader, int]:
     """(loader for one epoch of this rank, batches it yields): fixed per epoch and rank.
+
+    `reals_only` drops the shards' fakes (the trainer then makes its own, `--fake-source
+    self-blend`); `balance` evens out real and fake otherwise.
 
     `root` is what `--shards` takes (a shard root or a brace pattern), or those shards
     already opened by `shards.source.open_shards`."""
@@ -159,7 +172,10 @@ def train_loader(
     stages: list[Any] = [shuffled_shards(urls, seed, epoch), wds.split_by_node, wds.split_by_worker,
                          checked_pairs(lengths, on_bad_shard)]
     samples = entry["num_samples"]
-    if balance:
+    if reals_only:
+        samples = entry.get("class_counts", {}).get("real", 0)
+        stages.append(only_class(CLS_REAL))
+    elif balance:
         keep, samples = class_keep_fraction(entry.get("class_counts", {}))
         stages.append(balance_classes(keep, seed, epoch))
     stages.append(seeded_shuffle(shuffle_buffer, seed, epoch))

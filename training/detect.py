@@ -14,7 +14,7 @@ from typing import Any
 import click
 import numpy as np
 
-from pipeline.pairs import RESIZE_FILTERS, ExtractOptions, Failure, frame_pairs
+from pipeline.pairs import NO_RESIZE, RESIZE_FILTERS, ExtractOptions, Failure, frame_pairs
 from training.checkpoint import NotACheckpoint, load_detector
 from training.device import resolve_device
 from training.predict import predict_pairs
@@ -81,7 +81,7 @@ def _table(v: VideoVerdict) -> str:
               help="Add evenly spaced frames when a video has fewer I-frames than this.")
 @click.option("--max-keyframes-per-video", type=click.IntRange(min=0), default=0, show_default=True, help="0 = all.")
 @click.option("--face-scale", type=float, default=None, help="Default: what the training shards used.")
-@click.option("--resize-filter", type=click.Choice(sorted(RESIZE_FILTERS)), default=None, help="Default: what the training shards used.")
+@click.option("--resize-filter", type=click.Choice([*sorted(RESIZE_FILTERS), NO_RESIZE]), default=None, help="Default: what the training shards used.")
 @click.option("--device", default=None, help="torch device; default CUDA when present, else CPU.")
 def detect(videos: tuple[str, ...], checkpoint: str, as_json: bool, min_frames_per_video: int,
            max_keyframes_per_video: int, face_scale: float | None, resize_filter: str | None, device: str | None) -> None:

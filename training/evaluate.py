@@ -14,7 +14,7 @@ from torch import nn  # noqa: E402
 
 from shards.checked import require_pairs  # noqa: E402
 from shards.source import open_shards  # noqa: E402
-from shards.schema import CLS_TO_LABEL  # noqa: E402
+from shards.schema import CLS_REAL, CLS_TO_LABEL  # noqa: E402
 from training.checkpoint import detector_from_checkpoint, load_checkpoint  # noqa: E402
 from training.data import eval_loader  # noqa: E402
 from training.detectors import model_kind, parameter_count  # noqa: E402
@@ -28,17 +28,9 @@ ROC_NAME = "roc.png"
 PREDICTIONS_NAME = "predictions.jsonl"
 
 
-def summarize(labels: np.ndarray, probs: np.ndarray, videos: list[str], datasets: list[str]) -> dict[str, Any]:
-    """The metrics.json content for one set of frame predictions."""
+def _scores(labels: np.ndarray, probs: np.ndarray, videos: list[str]) -> dict[str, Any]:
+    """Frame and video (mean of its frames) accuracy and AUC, with counts, of one set of pairs."""
     names, video_labels, video_probs = per_group_mean(videos, labels, probs)
-    per_dataset: dict[str, Any] = {}
-    for ds in sorted(set(datasets)):
-        mask = np.array([d == ds for d in datasets])
-        per_dataset[ds] = {
-            "counts": {CLS_TO_LABEL[c]: int(np.sum(labels[mask] == c)) for c in CLS_TO_LABEL},
-            "frame_accuracy": finite_or_none(accuracy(labels[mask], probs[mask])),
-            "frame_auc": finite_or_none(roc_auc(labels[mask], probs[mask])),
-        }
     return {
         "frames": int(labels.size),
         "videos": len(names),
@@ -48,8 +40,32 @@ def summarize(labels: np.ndarray, probs: np.ndarray, videos: list[str], datasets
         "video_auc": finite_or_none(roc_auc(video_labels, video_probs)),
         "counts": {CLS_TO_LABEL[c]: int(np.sum(labels == c)) for c in CLS_TO_LABEL},
         "video_counts": {CLS_TO_LABEL[c]: int(np.sum(video_labels == c)) for c in CLS_TO_LABEL},
+    }
+
+
+def summarize(labels: np.ndarray, probs: np.ndarray, metas: list[dict[str, Any]]) -> dict[str, Any]:
+    """The metrics.json content for one set of frame predictions and the pairs' json.
+
+    `per_dataset`: each dataset's pairs alone (AUC is undefined, None, for a dataset with
+    one class). `per_method`: each manipulation method's fakes (`method` in the pair's
+    json, FF++ layout) against every real pair of the set, the way per-method figures are
+    usually reported; fakes of no known method are left out of that block only."""
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    videos = [m["video"] for m in metas]
+    datasets = np.array([m["dataset"] for m in metas], dtype=object)
+    methods = np.array([m.get("method") for m in metas], dtype=object)
+    real = labels == CLS_REAL
+
+    def subset(mask: np.ndarray) -> dict[str, Any]:
+        return _scores(labels[mask], probs[mask], [v for v, keep in zip(videos, mask) if keep])
+
+    per_dataset = {ds: subset(datasets == ds) for ds in sorted(set(datasets))}
+    per_method = {m: subset(real | (methods == m)) for m in sorted({m for m in methods if m})}
+    return {
+        **_scores(labels, probs, videos),
         "dataset_counts": {ds: v["counts"] for ds, v in per_dataset.items()},
         "per_dataset": per_dataset,
+        "per_method": per_method,
     }
 
 
@@ -71,6 +87,15 @@ def describe_model(ckpt: dict[str, Any], model: nn.Module) -> dict[str, Any]:
         "train_device": config.get("device"),
         "train_world_size": config.get("world_size"),
     }
+
+
+PREDICTION_META = ("video", "dataset", "method", "group", "frame_index")
+
+
+def prediction_record(key: str, meta: dict[str, Any], cls: int, probability: float) -> dict[str, Any]:
+    """One line of predictions.jsonl: the pair, what it is, and its score; `summarize`
+    reads these same fields back (crossval pools the folds' lines)."""
+    return {"key": key, **{k: meta[k] for k in PREDICTION_META if k in meta}, "cls": cls, "fake_probability": probability}
 
 
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str, title: str = "ROC (fake = positive)") -> None:
@@ -105,17 +130,14 @@ def run_evaluation(
     loader = eval_loader(list(lengths), batch_size=batch_size, workers=workers, lengths=lengths, on_bad_shard=on_bad_shard)
     out = predict_loader(model, loader, dev)
     require_pairs(out["cls"].size, shards, split)
-    videos = [m["video"] for m in out["meta"]]
-    datasets = [m["dataset"] for m in out["meta"]]
     metrics = {"checkpoint": checkpoint, "shards": shards, "split": split, "model": describe_model(ckpt, model),
-               **summarize(out["cls"], out["prob"], videos, datasets)}
+               **summarize(out["cls"], out["prob"], out["meta"])}
     os.makedirs(output, exist_ok=True)
     with open(os.path.join(output, METRICS_NAME), "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=2, sort_keys=True)
     with open(os.path.join(output, PREDICTIONS_NAME), "w", encoding="utf-8") as f:
         for key, meta, y, p in zip(out["key"], out["meta"], out["cls"], out["prob"]):
-            f.write(json.dumps({"key": key, "video": meta["video"], "dataset": meta["dataset"],
-                                "frame_index": meta["frame_index"], "cls": int(y), "fake_probability": float(p)}) + "\n")
-    _, video_labels, video_probs = per_group_mean(videos, out["cls"], out["prob"])
+            f.write(json.dumps(prediction_record(key, meta, int(y), float(p))) + "\n")
+    _, video_labels, video_probs = per_group_mean([m["video"] for m in out["meta"]], out["cls"], out["prob"])
     plot_roc({"frames": (out["cls"], out["prob"]), "videos": (video_labels, video_probs)}, os.path.join(output, ROC_NAME))
     return metrics

@@ -33,6 +33,7 @@ from training.device import autocast, place_images, place_model, resolve_device
 from training.metrics import accuracy, finite_or_none, roc_auc
 from training.presets import DEFAULT_MODEL_KIND
 from training.predict import predict_loader
+from training.recompress import recompress_pairs
 from training.weights import load_extractor_weights
 
 CONFIG_NAME = "config.json"
@@ -56,6 +57,8 @@ class TrainConfig:
     init_denoiser: str | None = None
     resume: bool = False
     self_blend: float = 0.0
+    recompress: float = 0.0  # share of pairs JPEG re-encoded (face and background together) each batch
+    fake_source: str = "shards"  # FAKE_SOURCES
     seed: int = 0
     workers: int = 2
     device: str | None = None
@@ -68,6 +71,9 @@ class TrainConfig:
 
 
 LR_SCHEDULES = ("cosine", "constant")
+# Where training fakes come from: the shards' own (plus --self-blend of the reals), or only
+# reals self-blended, so no fake-only source, generator or identity can be learnt as the cue.
+FAKE_SOURCES = ("shards", "self-blend")
 
 
 def epoch_lr(config: TrainConfig, epoch: int) -> float:
@@ -193,6 +199,13 @@ def _check_options(config: TrainConfig) -> None:
         raise ValueError(f"lr schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
     if not 0.0 <= config.self_blend <= 1.0:
         raise ValueError(f"self-blend fraction must be in [0, 1], got {config.self_blend}")
+    if not 0.0 <= config.recompress <= 1.0:
+        raise ValueError(f"--recompress is a share of pairs, in [0, 1]; got {config.recompress}")
+    if config.fake_source not in FAKE_SOURCES:
+        raise ValueError(f"fake source must be one of {FAKE_SOURCES}, got {config.fake_source!r}")
+    if config.fake_source == "self-blend" and not 0.0 < config.self_blend < 1.0:
+        raise ValueError(f"--fake-source self-blend trains on reals alone: --self-blend must be between 0 and 1 "
+                         f"(the share turned fake, e.g. 0.5), got {config.self_blend}")
     if config.init_denoiser and config.model != DEFAULT_MODEL_KIND:
         raise ValueError(f"--init-denoiser initialises the noise model's DnCNN; model {config.model!r} has none")
 
@@ -258,7 +271,8 @@ def run_training(config: TrainConfig) -> TrainResult:
             group["lr"] = epoch_lr(config, epoch)
         loader, batches = train_loader(
             source, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed,
-            workers=config.workers, balance=config.balance, shuffle_buffer=config.shuffle_buffer,
+            workers=config.workers, balance=config.balance, reals_only=config.fake_source == "self-blend",
+            shuffle_buffer=config.shuffle_buffer,
             on_bad_shard=config.on_bad_shard,
         )
         blend_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1009 + ctx.rank)
@@ -271,7 +285,10 @@ def run_training(config: TrainConfig) -> TrainResult:
                 raise ValueError(f"shards hold {faces.shape[-1]}px squares but --input-size is {config.input_size}")
             if config.self_blend > 0:
                 faces, labels = _apply_self_blend(faces, labels, config.self_blend, blend_gen)
-            faces, backgrounds = place_images(faces, device), place_images(batch["background"], device)
+            backgrounds = batch["background"]
+            if config.recompress > 0:
+                faces, backgrounds = recompress_pairs(faces, backgrounds, config.recompress, blend_gen)
+            faces, backgrounds = place_images(faces, device), place_images(backgrounds, device)
             labels = labels.to(device, non_blocking=True)
             with autocast(device):
                 loss = loss_fn(train_model(faces, backgrounds).float(), labels)
