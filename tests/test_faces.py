@@ -55,3 +55,13 @@ def test_pair_crops_are_the_squares_resized():
     assert face.shape == (64, 64, 3)
     same = crop_square(image, (fsq[0], fsq[1], 64), 64, "area")
     assert np.array_equal(same, image[fsq[1]:fsq[1] + 64, fsq[0]:fsq[0] + 64])
+
+
+def test_no_resize_keeps_the_central_patch_pixel_for_pixel():
+    image = _astronaut()
+    x, y, side = 100, 40, 151
+    patch = crop_square(image, (x, y, side), 64, "none")
+    off = (side - 64) // 2
+    assert np.array_equal(patch, image[y + off:y + off + 64, x + off:x + off + 64])
+    small = crop_square(image, (x, y, 32), 64, "none")  # smaller than --size: enlarged, not resampled
+    assert small.shape == (64, 64, 3) and np.array_equal(small[::2, ::2], image[y:y + 32, x:x + 32])
