@@ -19,11 +19,8 @@ def _ffmpeg(stream) -> None:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    from noisetrace.demo_media import build_demo_videos
-
-    src = tmp_path_factory.mktemp("src")
-    demo = build_demo_videos(str(src), clips_per_identity=3, seconds=1.0)
+def corpus(tmp_path_factory, demo_set):
+    demo = demo_set[1]
     face = next(v.path for v in demo if v.label == "real" and "astronaut" in v.path)
     root = tmp_path_factory.mktemp("corpus")
     real, fake = root / "real", root / "fake"

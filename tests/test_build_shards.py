@@ -16,12 +16,10 @@ from tests.media import audio_only, lavfi_video
 
 
 @pytest.fixture(scope="module")
-def videos(tmp_path_factory):
+def videos(tmp_path_factory, copy_demo_set):
     """Demo face videos plus a handful of bad inputs, in a real/ fake/ layout."""
-    from noisetrace.demo_media import build_demo_videos
-
     root = tmp_path_factory.mktemp("videos")
-    build_demo_videos(str(root), clips_per_identity=3, seconds=1.0)
+    copy_demo_set(root)
     os.remove(root / "manifest.csv")  # use the folder layout, not the manifest
     (root / "real" / "not a video;$(x).mp4").write_text("text, not video")
     (root / "real" / "empty.mp4").write_bytes(b"")

@@ -13,14 +13,12 @@ from noisetrace.demo_media import MANIFEST_NAME, build_demo_videos, package_file
 from pipeline.faces import FaceDetector
 from pipeline.keyframes import read_keyframes
 
-GOP = 5
-CLIPS = 3
+from conftest import DEMO_GOP as GOP
 
 
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("demo"))
-    videos = build_demo_videos(root, seed=0, clips_per_identity=CLIPS, seconds=1.0, gop=GOP)
+def demo(demo_set):
+    root, videos = demo_set
     keyframes = {v.path: list(read_keyframes(v.path)) for v in videos}
     return root, videos, keyframes
 

@@ -20,10 +20,8 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def face_video(tmp_path_factory):
-    from noisetrace.demo_media import build_demo_videos
-
-    videos = build_demo_videos(str(tmp_path_factory.mktemp("demo")), clips_per_identity=3, seconds=1.0)
+def face_video(demo_set):
+    videos = demo_set[1]
     return next(v.path for v in videos if v.label == "fake" and "astronaut" in v.path)
 
 

@@ -33,10 +33,8 @@ def store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def videos(store):
-    from noisetrace.demo_media import build_demo_videos
-
-    build_demo_videos(str(store / "bucket" / "videos"), clips_per_identity=3, seconds=1.0)
+def videos(store, copy_demo_set):
+    copy_demo_set(store / "bucket" / "videos")
     lavfi_video(str(store / "bucket" / "videos" / "fake" / "no face.mp4"), seconds=0.5)
     return "testfs://bucket/videos"
 

@@ -1,0 +1,33 @@
+"""Fixtures shared across test files."""
+import os
+import shutil
+from dataclasses import replace
+
+import pytest
+
+# The small demo set every test that needs encoded face videos starts from: 4 identities x 3
+# clips of 1 s, real and fake, an I-frame every DEMO_GOP frames (ffmpeg + dlib, ~12 s to make).
+DEMO_CLIPS = 3
+DEMO_GOP = 12
+
+
+@pytest.fixture(scope="session")
+def demo_set(tmp_path_factory):
+    """(root, videos) built once per session; read-only: tests that add or remove files
+    take their own copy with `copy_demo_set`."""
+    from noisetrace.demo_media import build_demo_videos
+
+    root = str(tmp_path_factory.mktemp("demo-set"))
+    return root, build_demo_videos(root, seed=0, clips_per_identity=DEMO_CLIPS, seconds=1.0, gop=DEMO_GOP)
+
+
+@pytest.fixture(scope="session")
+def copy_demo_set(demo_set):
+    """copy(dest) -> the demo videos copied under `dest` (created), with their new paths."""
+    root, videos = demo_set
+
+    def copy(dest):
+        shutil.copytree(root, dest, dirs_exist_ok=True)
+        return [replace(v, path=os.path.join(str(dest), os.path.relpath(v.path, root))) for v in videos]
+
+    return copy
