@@ -117,6 +117,15 @@ def test_epoch_length_is_fixed_and_too_few_shards_is_an_error(small_shards):
         train_loader(small_shards, batch_size=16, epoch=0, workers=3)
 
 
+def test_too_few_pairs_for_a_batch_names_the_fix_in_one_short_line(tmp_path):
+    root = make_shards(str(tmp_path), {"train": 20}, shards_per_split=2, size=16, fake_every=4)  # 5 fakes
+    with pytest.raises(ValueError) as err:
+        train_loader(root, batch_size=16, epoch=0, balance=True)
+    message = str(err.value)
+    assert "\n" not in message and len(message) < 300 and "ShardSource" not in message
+    assert "--batch-size 10" in message and "--no-balance" in message and "5 pairs of the smaller class" in message
+
+
 def test_balance_evens_out_classes(tmp_path):
     root = make_shards(str(tmp_path), {"train": 400}, shards_per_split=2, size=16, fake_every=4)  # 25% fake
     loader, batches = train_loader(root, batch_size=20, epoch=0, balance=True, shuffle_buffer=50)

@@ -166,8 +166,8 @@ def train_loader(
     readers = world * max(workers, 1)
     if len(urls) < readers:
         raise ValueError(
-            f"{root}: split {split!r} has {len(urls)} shards, fewer than ranks x workers = "
-            f"{world} x {max(workers, 1)}; write more shards or use fewer workers"
+            f"{source.spec}: split {split!r} has {len(urls)} shards, fewer than ranks x workers = "
+            f"{world} x {max(workers, 1)}; use --workers {max(1, len(urls) // world)} or rebuild with more --min-shards"
         )
     stages: list[Any] = [shuffled_shards(urls, seed, epoch), wds.split_by_node, wds.split_by_worker,
                          checked_pairs(lengths, on_bad_shard)]
@@ -184,7 +184,11 @@ def train_loader(
     stages.append(wds.batched(batch_size, collation_fn=collate_pairs, partial=False))
     batches = samples // (world * batch_size)
     if batches == 0:
-        raise ValueError(f"{root}: split {split!r} has {samples} usable samples, fewer than one batch of {batch_size} per rank x {world} ranks")
+        why = (f"balancing keeps 2 x the {samples // 2} pairs of the smaller class" if balance and not reals_only
+               else "training on its real pairs alone" if reals_only else "")
+        fix = f"--batch-size {max(1, samples // world)}" + (" or --no-balance" if balance and not reals_only else "")
+        raise ValueError(f"{source.spec}: split {split!r} gives {samples} pairs an epoch"
+                         f"{f' ({why})' if why else ''}, fewer than one batch of {batch_size} x {world} rank(s); use {fix}")
     loader = wds.WebLoader(wds.DataPipeline(*stages), batch_size=None, num_workers=workers, collate_fn=_already_collated)
     return loader.with_epoch(batches), batches
 
