@@ -17,6 +17,7 @@ import json
 import math
 import os
 import posixpath
+import stat
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -87,10 +88,20 @@ def local_copy(path: str) -> Iterator[str]:
         os.unlink(tmp)
 
 
+class NotAFile(OSError):
+    """A FIFO, socket, device or directory where a video file was expected."""
+
+
 def readable_size(path: str) -> int:
     """The file's size, after proving it can be read: opening it raises the error that
     names why not (FileNotFoundError when it vanished after listing, PermissionError, or
-    OSError for a link loop or a directory), which ffmpeg would only report as exit 1."""
+    OSError for a link loop), which ffmpeg would only report as exit 1. Anything but a
+    regular file is refused from its stat, before an open() that could block forever (a
+    FIFO waits for a writer)."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = "directory" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+        raise NotAFile(f"{kind}, not a regular file")
     with open(path, "rb") as f:
         f.read(1)
         return os.fstat(f.fileno()).st_size
@@ -140,7 +151,8 @@ class ExtractPairsDoFn(beam.DoFn):
                             Metrics.counter(NS, "faces").inc()
                             Metrics.counter(NS, "pairs").inc()
             except (FileNotFoundError, PermissionError, OSError) as e:
-                reason = "missing_file" if isinstance(e, FileNotFoundError) else "unreadable"
+                reason = ("missing_file" if isinstance(e, FileNotFoundError) else "not_a_file" if isinstance(e, NotAFile)
+                          else "unreadable")
                 yield self._fail(Failure(record.video, reason, None, f"{type(e).__name__}: {e}"))
         if samples:  # outside the try: failing to write our own output is not the video's fault
             path = spill_path(self.output, record.video)

@@ -53,6 +53,7 @@ def corpus(tmp_path_factory, demo_set):
     lavfi_video(str(fake / "tiny.mp4"), size="16x16", seconds=0.5)
     lavfi_video(str(fake / "uhd.mp4"), size="3840x2160", seconds=0.2, gop=5)
     (fake / "folder.mp4").mkdir()  # a directory with a video's name
+    os.mkfifo(real / "pipe.mp4")  # opening it for reading would wait forever for a writer
     # gone between listing and reading (a dangling link is listed, then fails to open), a link
     # loop that no one can read, and a file without read permission (root reads it anyway)
     os.symlink("deleted since.mp4", real / "vanished.mp4")
@@ -85,8 +86,8 @@ def test_every_bad_input_is_accounted_for_with_a_reason(corpus, tmp_path):
         assert reasons["real/locked.mp4"] == {"unreadable"}
     assert "real/truncated.mp4" in reasons or "real/truncated.mp4" in in_shards
     assert "real/corrupt middle.mp4" in reasons or "real/corrupt middle.mp4" in in_shards
-    # the directory named like a video is listed by nothing (no file), and costs nothing
-    assert result.info["videos"]["total"] == len(listed)
+    assert reasons["real/pipe.mp4"] == {"not_a_file"} and reasons["fake/folder.mp4"] == {"not_a_file"}
+    assert result.info["videos"]["total"] == len(listed) + 1  # os.walk lists no directory as a file
 
 
 def test_frame_cap_applies_in_the_pipeline(corpus, tmp_path):
