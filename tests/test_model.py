@@ -6,7 +6,7 @@ from torch import nn
 
 from training.checkpoint import NotACheckpoint
 from training.metrics import roc_auc, roc_curve
-from training.model import DnCNN, SiameseNoiseNet, column_similarity
+from training.model import DnCNN, SiameseNoiseNet, column_similarity, noise_statistics
 from training.presets import PRESETS, preset
 from training.weights import load_extractor_weights
 
@@ -26,6 +26,20 @@ def test_similarity_matches_direct_numpy():
                     want[n, c, i, j] = fi @ bj / (max(np.linalg.norm(fi), 1e-8) * max(np.linalg.norm(bj), 1e-8))
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     assert np.all(np.isfinite(got)) and np.all(got[0, 1, 2] == 0)
+
+
+def test_noise_statistics_see_the_level_the_cosine_cannot():
+    torch.manual_seed(0)
+    f, b = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
+    assert torch.allclose(column_similarity(2 * f, b), column_similarity(f, b), atol=1e-6)  # blind to level
+    stats = noise_statistics(2 * f, b) - noise_statistics(f, b)
+    assert stats.shape == (4, 9)
+    np.testing.assert_allclose(stats[:, 0:3].numpy(), np.log(2), rtol=1e-4)  # face level
+    np.testing.assert_allclose(stats[:, 3:6].numpy(), 0, atol=1e-6)  # background level unchanged
+    np.testing.assert_allclose(stats[:, 6:9].numpy(), np.log(2), rtol=1e-4)  # their difference
+    plain, with_stats = SiameseNoiseNet(preset("tiny", input_size=32)), SiameseNoiseNet(preset("tiny", input_size=32, noise_stats=True))
+    assert set(plain.state_dict()) == set(with_stats.state_dict())  # same keys: only the first FC layer widens
+    assert with_stats(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)).shape == (2, 2)
 
 
 def test_both_branches_use_the_one_extractor():

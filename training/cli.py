@@ -93,6 +93,9 @@ _on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"
               help="shards: train on the shards' fakes (and --self-blend); self-blend: train on the real pairs alone, "
                    "--self-blend of each batch turned into self-blended fakes (the shards' fakes still score validation).")
 @click.option("--balance/--no-balance", default=True, show_default=True, help="Downsample the majority class so real and fake are seen equally often.")
+@click.option("--noise-stats/--no-noise-stats", default=False, show_default=True,
+              help="Give the head the noise levels of face and background beside the similarity matrix (a cosine, "
+                   "blind to how strong each noise is).")
 @click.option("--input-size", type=click.IntRange(min=8), default=64, show_default=True, help="Side of the face/background squares in the shards.")
 @click.option("--compile/--no-compile", default=False, show_default=True,
               help="torch.compile the model: on an H200 the paper preset trains 1.45x faster, after about a minute of compiling.")

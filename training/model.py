@@ -63,10 +63,24 @@ def _fc_widths(flat: int, fc_min: int) -> list[int]:
     return widths
 
 
-class SimilarityHead(nn.Module):
-    """(conv3x3 + ReLU + maxpool2) blocks halving the matrix, then FC layers shrinking ~4x."""
+def noise_statistics(face_noise: torch.Tensor, background_noise: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """(N, 3C): per channel, the log RMS of the face noise, of the background noise, and
+    their difference.
 
-    def __init__(self, in_channels: int, size: int, channels: tuple[int, ...], fc_min: int) -> None:
+    The similarity matrix is a cosine: it discards how strong each noise is, and a pasted
+    face is mostly told apart by exactly that (rendered at low resolution, smoothed, then
+    blended, it carries weaker or other noise than the camera left on the background).
+    Independent noise fields have cosine ~0 whether or not their levels match."""
+    f = face_noise.float().pow(2).mean(dim=(2, 3)).add(eps).log().mul(0.5)
+    b = background_noise.float().pow(2).mean(dim=(2, 3)).add(eps).log().mul(0.5)
+    return torch.cat([f, b, f - b], dim=1)
+
+
+class SimilarityHead(nn.Module):
+    """(conv3x3 + ReLU + maxpool2) blocks halving the matrix, then FC layers shrinking ~4x;
+    `extra` more inputs (the noise statistics) join the first FC layer."""
+
+    def __init__(self, in_channels: int, size: int, channels: tuple[int, ...], fc_min: int, extra: int = 0) -> None:
         super().__init__()
         if size % (2 ** len(channels)):
             raise ValueError(f"input size {size} must be divisible by {2 ** len(channels)}")
@@ -78,14 +92,16 @@ class SimilarityHead(nn.Module):
         self.features = nn.Sequential(*blocks)
         side = size // 2 ** len(channels)
         widths = _fc_widths(c_in * side * side, fc_min)
-        fc: list[nn.Module] = [nn.Flatten()]
+        widths[0] += extra
+        fc: list[nn.Module] = [nn.Flatten()]  # a no-op on the flat input; keeps checkpoint keys
         for a, b in zip(widths, widths[1:]):
             fc += [nn.Linear(a, b), nn.ReLU(inplace=True)]
         fc.append(nn.Linear(widths[-1], 2))
         self.classifier = nn.Sequential(*fc)
 
-    def forward(self, s: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(s))
+    def forward(self, s: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.features(s).flatten(1)
+        return self.classifier(x if extra is None else torch.cat([x, extra.to(x.dtype)], dim=1))
 
 
 class SiameseNoiseNet(nn.Module):
@@ -95,7 +111,8 @@ class SiameseNoiseNet(nn.Module):
         super().__init__()
         self.config = config
         self.extractor = DnCNN(config.depth, config.features, config.channels)
-        self.head = SimilarityHead(config.channels, config.input_size, config.head_channels, config.fc_min)
+        self.head = SimilarityHead(config.channels, config.input_size, config.head_channels, config.fc_min,
+                                   extra=3 * config.channels if config.noise_stats else 0)
 
     def noise(self, images: torch.Tensor) -> torch.Tensor:
         return self.extractor(images)
@@ -105,4 +122,5 @@ class SiameseNoiseNet(nn.Module):
         batch, which also keeps BatchNorm statistics common to both branches."""
         noise = self.extractor(torch.cat([faces, backgrounds]))
         face_noise, background_noise = noise.chunk(2)
-        return self.head(column_similarity(face_noise, background_noise))
+        stats = noise_statistics(face_noise, background_noise) if self.config.noise_stats else None
+        return self.head(column_similarity(face_noise, background_noise), stats)

@@ -23,6 +23,9 @@ class ModelConfig:
     fc_min: int = 64  # FC layers shrink 4x while they stay at or above this width
     input_size: int = 64
     channels: int = 3
+    # the noise levels of face and background (training.model.noise_statistics) beside the
+    # similarity matrix; False is the paper's head (and every checkpoint written before it)
+    noise_stats: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

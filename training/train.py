@@ -64,6 +64,7 @@ class TrainConfig:
     device: str | None = None
     balance: bool = True
     input_size: int = 64
+    noise_stats: bool = False  # the head also reads face and background noise levels (training.model.noise_statistics)
     val_split: str = "val"
     shuffle_buffer: int = 2000
     on_bad_shard: str = "stop"  # shards.checked.ON_BAD_SHARD: what a corrupt or truncated shard does
@@ -226,7 +227,7 @@ def run_training(config: TrainConfig) -> TrainResult:
     source = open_shards(config.shards)
     for split in ("train", config.val_split):
         source.urls(split)  # fail now, not after an epoch
-    model_arch = architecture(config.model, config.preset, config.input_size)
+    model_arch = architecture(config.model, config.preset, config.input_size, config.noise_stats)
     run_config = {
         "train": asdict(config),
         "model_kind": config.model,
