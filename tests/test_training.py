@@ -126,6 +126,18 @@ def test_too_few_pairs_for_a_batch_names_the_fix_in_one_short_line(tmp_path):
     assert "--batch-size 10" in message and "--no-balance" in message and "5 pairs of the smaller class" in message
 
 
+def test_a_log_file_gets_plain_lines_not_progress_bar_frames(small_shards, tmp_path):
+    log = tmp_path / "train.log"
+    with open(log, "wb") as f:
+        subprocess.run(["train-from-shards", "--shards", small_shards, "--output", str(tmp_path / "run"), "--preset", "tiny",
+                        "--epochs", "2", "--batch-size", "16", "--workers", "0", "--input-size", str(SIZE), "--device", "cpu"],
+                       stdout=f, stderr=subprocess.STDOUT, check=True)
+    text = log.read_text()
+    assert "\r" not in text and "it/s" not in text
+    epochs = [json.loads(line)["epoch"] for line in text.splitlines() if line.startswith("{")]
+    assert epochs == [1, 2]
+
+
 def test_balance_evens_out_classes(tmp_path):
     root = make_shards(str(tmp_path), {"train": 400}, shards_per_split=2, size=16, fake_every=4)  # 25% fake
     loader, batches = train_loader(root, batch_size=20, epoch=0, balance=True, shuffle_buffer=50)

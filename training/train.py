@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -40,6 +41,7 @@ CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
 BEST_NAME = "best.pt"
 LAST_NAME = "last.pt"
+PROGRESS_EVERY_S = 30.0  # a plain progress line this often when stderr is not a terminal
 
 
 @dataclass(frozen=True)
@@ -279,7 +281,10 @@ def run_training(config: TrainConfig) -> TrainResult:
         blend_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1009 + ctx.rank)
         train_model.train()
         total, started = torch.zeros((), device=device), time.perf_counter()
-        bar = tqdm(loader, total=batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not ctx.main, leave=False)
+        # a bar redrawn with carriage returns on a terminal; plain lines in a log file
+        interactive = sys.stderr.isatty()
+        bar = tqdm(loader, total=batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (ctx.main and interactive), leave=False)
+        last_line = time.perf_counter()
         for step, batch in enumerate(bar):
             faces, labels = batch["face"], batch["cls"]
             if faces.shape[-1] != config.input_size:
@@ -299,6 +304,10 @@ def run_training(config: TrainConfig) -> TrainResult:
             total += loss.detach()  # summed on the device: no host sync per step
             if ctx.main and step % 20 == 0:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
+            if ctx.main and not interactive and time.perf_counter() - last_line >= PROGRESS_EVERY_S:
+                last_line = time.perf_counter()
+                print(f"epoch {epoch + 1}/{config.epochs}: batch {step + 1}/{batches}, loss {loss.item():.4f}, "
+                      f"{(step + 1) * config.batch_size / (last_line - started):.0f} pairs/s", file=sys.stderr, flush=True)
         elapsed = time.perf_counter() - started
         pairs_per_s = _all_mean(batches * config.batch_size / elapsed, ctx, device) * ctx.world
         epoch_loss = _all_mean(float(total) / batches, ctx, device)
