@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from pipeline.cli import build_shards
 from pipeline.run import run
 from shards.info import split_urls
+from shards.reader import iter_pairs
 from shards.schema import LABEL_TO_CLS, REQUIRED_META
 from tests.media import audio_only, lavfi_video
 
@@ -146,3 +147,20 @@ def test_sigkill_mid_run_leaves_no_partial_shard_and_rerun_matches(videos, built
     assert not (target / "_info.json").exists() or _digests(target)["_info.json"] == _digests(out)["_info.json"]
     run(["--input", str(videos), "--output", str(target), "--min-shards", "3"])
     assert _digests(target) == _digests(out)
+
+
+def test_ffpp_layout_puts_dataset_and_method_in_each_pair(demo_set, tmp_path):
+    """FF++'s folders, end to end: the fake's pairs name their method, the real's none."""
+    videos = demo_set[1]
+    real = next(v for v in videos if v.label == "real" and "astronaut" in v.path)
+    fake = next(v for v in videos if v.label == "fake" and v.group == real.group)
+    root = tmp_path / "ffpp"
+    for src, rel in ((real, "original_sequences/youtube/c23/videos/001.mp4"),
+                     (fake, "manipulated_sequences/FaceSwap/c23/videos/001_002.mp4")):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src.path, root / rel)
+    out = tmp_path / "out"
+    result = run(["--input", str(root), "--output", str(out), "--min-shards", "1", "--max-keyframes-per-video", "1"])
+    metas = {p["meta"]["label"]: p["meta"] for s in result.info["splits"] for p in iter_pairs(split_urls(str(out), s))}
+    assert metas["fake"]["method"] == "FaceSwap" and metas["fake"]["dataset"] == "ffpp"
+    assert "method" not in metas["real"] and metas["real"]["group"] == metas["fake"]["group"] == "ffpp:001"
