@@ -131,9 +131,10 @@ def test_a_log_file_gets_plain_lines_not_progress_bar_frames(small_shards, tmp_p
     with open(log, "wb") as f:
         subprocess.run(["train-from-shards", "--shards", small_shards, "--output", str(tmp_path / "run"), "--preset", "tiny",
                         "--epochs", "2", "--batch-size", "16", "--workers", "0", "--input-size", str(SIZE), "--device", "cpu"],
-                       stdout=f, stderr=subprocess.STDOUT, check=True)
+                       stdout=f, stderr=subprocess.STDOUT, check=True, env={**os.environ, "NOISETRACE_PROGRESS_S": "0"})
     text = log.read_text()
     assert "\r" not in text and "it/s" not in text
+    assert "epoch 1/2: batch 1/6, loss " in text and "epoch 2/2: batch 6/6, loss " in text  # 96 balanced pairs / 16
     epochs = [json.loads(line)["epoch"] for line in text.splitlines() if line.startswith("{")]
     assert epochs == [1, 2]
 

@@ -41,7 +41,8 @@ CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
 BEST_NAME = "best.pt"
 LAST_NAME = "last.pt"
-PROGRESS_EVERY_S = 30.0  # a plain progress line this often when stderr is not a terminal
+# a plain progress line this often when stderr is not a terminal; 0: every batch
+PROGRESS_ENV = "NOISETRACE_PROGRESS_S"
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ def run_training(config: TrainConfig) -> TrainResult:
         # a bar redrawn with carriage returns on a terminal; plain lines in a log file
         interactive = sys.stderr.isatty()
         bar = tqdm(loader, total=batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (ctx.main and interactive), leave=False)
-        last_line = time.perf_counter()
+        last_line, every_s = time.perf_counter(), float(os.environ.get(PROGRESS_ENV, "30"))
         for step, batch in enumerate(bar):
             faces, labels = batch["face"], batch["cls"]
             if faces.shape[-1] != config.input_size:
@@ -304,7 +305,7 @@ def run_training(config: TrainConfig) -> TrainResult:
             total += loss.detach()  # summed on the device: no host sync per step
             if ctx.main and step % 20 == 0:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
-            if ctx.main and not interactive and time.perf_counter() - last_line >= PROGRESS_EVERY_S:
+            if ctx.main and not interactive and time.perf_counter() - last_line >= every_s:
                 last_line = time.perf_counter()
                 print(f"epoch {epoch + 1}/{config.epochs}: batch {step + 1}/{batches}, loss {loss.item():.4f}, "
                       f"{(step + 1) * config.batch_size / (last_line - started):.0f} pairs/s", file=sys.stderr, flush=True)
