@@ -73,8 +73,8 @@ def _match(pattern: str) -> list[str]:
         return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
     # lexists: glob gives "dir/**" back as "dir/" when dir does not exist. A directory
     # named like a video is kept, to be recorded as not_a_file rather than vanish.
-    return sorted(p.rstrip("/") for p in glob.glob(pattern, recursive=True, include_hidden=True)
-                  if os.path.lexists(p) and (not os.path.isdir(p) or _is_video(p.rstrip("/"))))
+    listed = (p.rstrip("/") for p in glob.glob(pattern, recursive=True, include_hidden=True))
+    return sorted(p for p in listed if os.path.lexists(p) and (not os.path.isdir(p) or _is_video(p)))
 
 
 @dataclass

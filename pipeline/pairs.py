@@ -86,7 +86,8 @@ def crop_square(image: np.ndarray, square: Square, size: int, resize_filter: str
     crop = image[y : y + side, x : x + side]
     if side == size:
         return np.ascontiguousarray(crop)
-    return np.asarray(Image.fromarray(crop).resize((size, size), RESIZE_FILTERS.get(resize_filter, Image.Resampling.NEAREST)))
+    resample = Image.Resampling.NEAREST if resize_filter == NO_RESIZE else RESIZE_FILTERS[resize_filter]
+    return np.asarray(Image.fromarray(crop).resize((size, size), resample))
 
 
 def frame_pairs(

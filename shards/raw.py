@@ -36,14 +36,7 @@ def read_members(fileobj: BinaryIO, keys: Iterable[str]) -> dict[str, Members]:
     the file was written with, so a missing one means the file changed underneath it.
     """
     wanted = set(keys)
-    found: dict[str, Members] = {}
-    with tarfile.open(fileobj=fileobj, mode="r:") as tar:
-        for info in tar:
-            key = info.name.split(".", 1)[0]
-            if key in wanted and info.isfile():
-                data = tar.extractfile(info)
-                assert data is not None  # a regular file always has a data stream
-                found.setdefault(key, []).append((info.name, data.read()))
+    found = _collect(fileobj, "r:", wanted)
     missing = sorted(wanted - found.keys())
     if missing:
         raise ValueError(f"{getattr(fileobj, 'name', 'tar file')}: lacks samples {missing[:3]}"
@@ -54,11 +47,17 @@ def read_members(fileobj: BinaryIO, keys: Iterable[str]) -> dict[str, Members]:
 def stream_members(fileobj: BinaryIO) -> dict[str, Members]:
     """{key: members} of every sample of a tar stream, read front to back (no seeking), so
     it also reads a shard streamed from a URL."""
+    return _collect(fileobj, "r|", None)
+
+
+def _collect(fileobj: BinaryIO, mode: str, wanted: set[str] | None) -> dict[str, Members]:
+    """{key: members} of the regular files whose key is wanted (all when `wanted` is None)."""
     found: dict[str, Members] = {}
-    with tarfile.open(fileobj=fileobj, mode="r|") as tar:
+    with tarfile.open(fileobj=fileobj, mode=mode) as tar:
         for info in tar:
-            if info.isfile():
+            key = info.name.split(".", 1)[0]
+            if (wanted is None or key in wanted) and info.isfile():
                 data = tar.extractfile(info)
-                assert data is not None
-                found.setdefault(info.name.split(".", 1)[0], []).append((info.name, data.read()))
+                assert data is not None  # a regular file always has a data stream
+                found.setdefault(key, []).append((info.name, data.read()))
     return found

@@ -35,7 +35,7 @@ import numpy as np
 
 from shards.info import INFO_NAME, ShardRecord, build_info, dumps_info
 from shards.raw import Members, RawSample, stream_members
-from shards.source import open_shards
+from shards.source import ShardSource, open_shards
 from shards.writer import shard_name, write_shard
 
 BY = ("group", "dataset", "method")
@@ -74,8 +74,9 @@ class FoldPlan:
     test: tuple[str, ...]
 
 
-def load_pairs(spec: str) -> dict[str, Pair]:
-    """Every pair of every split of `--shards` (a root or a brace pattern), undecoded."""
+def load_pairs(spec: str | ShardSource) -> dict[str, Pair]:
+    """Every pair of every split of `--shards` (a root, a brace pattern, or those already
+    opened), undecoded."""
     import webdataset as wds
 
     source = open_shards(spec)
@@ -89,7 +90,7 @@ def load_pairs(spec: str) -> dict[str, Pair]:
                         raise ValueError(f"{url}: pair {key} appears in two shards; crossval needs each pair once")
                     pairs[key] = Pair(key, members, meta)
     if not pairs:
-        raise ValueError(f"{spec}: no pairs to cross-validate")
+        raise ValueError(f"{source.spec}: no pairs to cross-validate")
     return pairs
 
 
@@ -98,10 +99,10 @@ def _rank(*parts: object) -> str:
     return hashlib.sha1("\0".join(map(str, parts)).encode("utf-8")).hexdigest()
 
 
-def _groups(pairs: dict[str, Pair]) -> dict[str, set[str]]:
+def _groups(pairs: Iterable[Pair]) -> dict[str, set[str]]:
     """{group: labels it holds}."""
     out: dict[str, set[str]] = {}
-    for p in pairs.values():
+    for p in pairs:
         out.setdefault(p.group, set()).add(p.label)
     return out
 
@@ -110,7 +111,7 @@ def fold_of_pairs(pairs: dict[str, Pair], by: str, folds: int = 5, seed: int = 0
     """{pair key: name of the fold that scores it}."""
     if by == "dataset":
         return {k: p.meta["dataset"] for k, p in pairs.items()}
-    groups = _groups(pairs)
+    groups = _groups(pairs.values())
     if by == "group":
         if folds < 2:
             raise ValueError(f"--folds must be at least 2, got {folds}")
@@ -139,7 +140,7 @@ def _validation_groups(pool: list[Pair], fraction: float, seed: int) -> set[str]
     sizes: dict[str, int] = {}
     for p in pool:
         sizes[p.group] = sizes.get(p.group, 0) + 1
-    labels = _groups({p.key: p for p in pool})
+    labels = _groups(pool)
     classes = set().union(*labels.values())
     order = sorted(sizes, key=lambda g: _rank(seed, "val", g))
 
@@ -254,10 +255,10 @@ def run_crossval(shards: str, output: str, by: str = "group", folds: int = 5, va
     from training.evaluate import PREDICTIONS_NAME, run_evaluation
     from training.train import BEST_NAME, TrainConfig, run_training
 
-    pairs = load_pairs(shards)
+    source = open_shards(shards)  # once: over a URL each read of _info.json is a download
+    pairs = load_pairs(source)
     plans = plan_folds(pairs, by, folds, fold_seed, val_fraction)
-    info = open_shards(shards).info
-    extra = {k: v for k, v in info.items() if k not in ("splits", "name")}
+    extra = {k: v for k, v in source.info.items() if k not in ("splits", "name")}
     os.makedirs(output, exist_ok=True)
     fold_results, predictions = [], []
     for plan in plans:

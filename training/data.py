@@ -184,9 +184,10 @@ def train_loader(
     stages.append(wds.batched(batch_size, collation_fn=collate_pairs, partial=False))
     batches = samples // (world * batch_size)
     if batches == 0:
-        why = (f"balancing keeps 2 x the {samples // 2} pairs of the smaller class" if balance and not reals_only
+        balanced = balance and not reals_only
+        why = (f"balancing keeps 2 x the {samples // 2} pairs of the smaller class" if balanced
                else "training on its real pairs alone" if reals_only else "")
-        fix = f"--batch-size {max(1, samples // world)}" + (" or --no-balance" if balance and not reals_only else "")
+        fix = f"--batch-size {max(1, samples // world)}" + (" or --no-balance" if balanced else "")
         raise ValueError(f"{source.spec}: split {split!r} gives {samples} pairs an epoch"
                          f"{f' ({why})' if why else ''}, fewer than one batch of {batch_size} x {world} rank(s); use {fix}")
     loader = wds.WebLoader(wds.DataPipeline(*stages), batch_size=None, num_workers=workers, collate_fn=_already_collated)
