@@ -1,7 +1,7 @@
 """`_info.json`: the index of a shard directory.
 
 Its `splits.<name>` entries follow the layout timm's WebDataset reader uses (`name`,
-`num_samples`, `filenames`, `shard_lengths`), so timm can read the shards as they are;
+`num_samples`, `filenames`, `shard_lengths`; see tests/test_stock_readers.py);
 noisetrace adds per-class counts (per split, and per shard in `shard_class_counts`, so a
 subset of shards knows its class mix) and the build's options and package versions.
 """
