@@ -5,11 +5,10 @@ Its options are generated from `pipeline.options.OPTIONS`; anything it does not 
 """
 from __future__ import annotations
 
-import logging
-
 import click
 
 from pipeline.inputs import InputError
+from pipeline.logs import configure_logs
 from pipeline.options import OPTIONS
 
 
@@ -50,7 +49,7 @@ def _build_shards(beam_args: tuple[str, ...], **values) -> None:
         elif value is not None:
             argv += [opt.flag, str(value)]
     argv += beam_args
-    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    configure_logs(values["verbose"])
     try:
         if values["dry_run"]:
             from pipeline.dryrun import plan

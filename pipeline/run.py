@@ -7,8 +7,8 @@ Spark, ...) is passed to Beam unchanged.
 """
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -19,7 +19,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from pipeline.inputs import list_videos
+from pipeline.logs import HARNESS_LEVEL_OPTION, configure_logs, harness_log_level
 from pipeline.options import BuildShardsOptions
+from pipeline.progress import BuildProgress
 from pipeline.transforms import BuildShards
 from shards.info import FAILURES_NAME, INFO_NAME
 
@@ -63,8 +65,10 @@ def _runner(options: PipelineOptions):
         # A bare FnApiRunner gives its worker processes no pipeline options, so they would
         # not import `--beam_plugins` (filesystems for other schemes) nor configure
         # FileSystems from the options (e.g. S3 credentials): hand them over as the
-        # portable runners do.
-        encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options(drop_default=True))
+        # portable runners do. Their log level travels the same way (`pipeline.logs`).
+        handed = options.get_all_options(drop_default=True)
+        handed.setdefault(HARNESS_LEVEL_OPTION, harness_log_level(options.view_as(BuildShardsOptions).verbose))
+        encoded = JobServiceHandle.encode_pipeline_options(handed)
         provision = beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
         return FnApiRunner(provision_info=ExtendedProvisionInfo(provision))
     return std.runner
@@ -91,24 +95,31 @@ def build_pipeline(options: PipelineOptions) -> tuple[beam.Pipeline, int]:
 
 
 def run(argv: list[str]) -> BuildResult:
-    """Run the whole build; returns what `_info.json` and `failures.jsonl` say."""
+    """Run the whole build; returns what `_info.json` and `failures.jsonl` say. A local
+    run shows its progress on stderr (`pipeline.progress`)."""
     options = PipelineOptions(argv)
     output = options.view_as(BuildShardsOptions).output
-    pipeline, _ = build_pipeline(options)
-    start = time.perf_counter()
-    pipeline.run().wait_until_finish()
-    seconds = time.perf_counter() - start
-    with FileSystems.open(FileSystems.join(output, INFO_NAME)) as f:
-        info = json.load(f)
+    pipeline, videos = build_pipeline(options)
+    local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+    with BuildProgress(output, videos) if local else contextlib.nullcontext() as progress:
+        start = time.perf_counter()
+        pipeline.run().wait_until_finish()
+        seconds = time.perf_counter() - start
+        with FileSystems.open(FileSystems.join(output, INFO_NAME)) as f:
+            info = json.load(f)
+        if progress:
+            pairs = sum(split["num_samples"] for split in info["splits"].values())
+            progress.finish(info["videos"]["total"], pairs, info["keyframes"])
     with FileSystems.open(FileSystems.join(output, FAILURES_NAME)) as f:
         failures = [json.loads(line) for line in f.read().decode("utf-8").splitlines() if line]
     return BuildResult(info, failures, seconds)
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
     argv = sys.argv[1:] if argv is None else argv
-    if PipelineOptions(argv).view_as(BuildShardsOptions).dry_run:
+    build = PipelineOptions(argv).view_as(BuildShardsOptions)
+    configure_logs(build.verbose)
+    if build.dry_run:
         from pipeline.dryrun import plan  # dryrun builds on this module
 
         print(plan(argv).summary())

@@ -5,22 +5,18 @@ worker that extracted them, to a spill file of their own (`OUTPUT/_spill/`); onl
 travel on: grouped per split, dealt round-robin over the sorted keys (so each shard mixes
 videos), and each shard is then written by one worker, which copies its pairs' bytes out
 of the spill files, sorted by key, to a temporary name and renames it. `_info.json` and
-`failures.jsonl` are written last, from sorted lists, and the spill files are deleted.
+`failures.jsonl` are written last, from sorted lists, and the spill files are deleted,
+with the note each video leaves there when it is done (what the driver's progress counts).
 So a run's memory grows with the number of keys (tens of bytes a pair), not with pixels,
 also on the local runner, whose shuffles are held in memory; and shards are deterministic.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import os
-import posixpath
-import stat
-import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import apache_beam as beam
@@ -28,6 +24,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from pipeline.fetch import NotAFile, fetched
 from pipeline.inputs import VideoRecord
 from pipeline.keyframes import ffmpeg_exe
 from pipeline.pairs import ExtractOptions, Failure, frame_pairs, to_sample
@@ -40,6 +37,7 @@ NS = "noisetrace"
 FAILURES = "failures"
 SUMMARY = "summary"
 SPILL_DIR = "_spill"
+NOTE_SUFFIX = ".done.json"
 
 ShardEntry = tuple[str, str, str]  # (sample key, spill file, label)
 
@@ -55,56 +53,27 @@ class VideoPairs:
     keys: tuple[str, ...]
 
 
+def _spilled(output: str, video: str, suffix: str) -> str:
+    """A file of the video's under `_spill/`: named by a hash of its name, so a retried
+    bundle or a rerun overwrites the same file instead of leaving a second copy."""
+    return FileSystems.join(output, SPILL_DIR, hashlib.sha1(video.encode("utf-8")).hexdigest() + suffix)
+
+
 def spill_path(output: str, video: str) -> str:
-    """The video's spill file: named by a hash of its name, so a retried bundle or a rerun
-    overwrites the same file instead of leaving a second copy of the pairs."""
-    return FileSystems.join(output, SPILL_DIR, hashlib.sha1(video.encode("utf-8")).hexdigest() + ".tar")
+    """The file that holds the video's pairs, when it has any."""
+    return _spilled(output, video, ".tar")
+
+
+def note_path(output: str, video: str) -> str:
+    """Every video's note, written when it is done (its keyframe and pair counts): what
+    the driver counts to show progress while the runner itself says nothing."""
+    return _spilled(output, video, NOTE_SUFFIX)
 
 
 def write_atomically(path: str, samples: Iterable[TarSample]) -> int:
     """`write_shard` through Beam's FileSystems, so `gs://` and other remote outputs work."""
     return write_shard(path, samples, opener=FileSystems.create,
                        rename=lambda src, dst: FileSystems.rename([src], [dst]))
-
-
-@contextlib.contextmanager
-def local_copy(path: str) -> Iterator[str]:
-    """A local path for ffmpeg: the file itself, or a temp copy of a remote object."""
-    if "://" not in path:
-        yield path
-        return
-    if not FileSystems.exists(path):
-        # Object stores raise their own error types for a missing object (GCS: NotFound,
-        # not an OSError), which would fail the bundle instead of recording the video.
-        raise FileNotFoundError(path)
-    suffix = posixpath.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix="noisetrace-")
-    try:
-        with os.fdopen(fd, "wb") as out, FileSystems.open(path) as src:
-            while chunk := src.read(1 << 20):
-                out.write(chunk)
-        yield tmp
-    finally:
-        os.unlink(tmp)
-
-
-class NotAFile(OSError):
-    """A FIFO, socket, device or directory where a video file was expected."""
-
-
-def readable_size(path: str) -> int:
-    """The file's size, after proving it can be read: opening it raises the error that
-    names why not (FileNotFoundError when it vanished after listing, PermissionError, or
-    OSError for a link loop), which ffmpeg would only report as exit 1. Anything but a
-    regular file is refused from its stat, before an open() that could block forever (a
-    FIFO waits for a writer)."""
-    mode = os.stat(path).st_mode
-    if not stat.S_ISREG(mode):
-        kind = "directory" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
-        raise NotAFile(f"{kind}, not a regular file")
-    with open(path, "rb") as f:
-        f.read(1)
-        return os.fstat(f.fileno()).st_size
 
 
 class ExtractPairsDoFn(beam.DoFn):
@@ -134,11 +103,10 @@ class ExtractPairsDoFn(beam.DoFn):
         else:
             meta = record.meta()
             try:
-                with local_copy(record.path) as local:
-                    if readable_size(local) == 0:
+                with fetched(record.path, self.options.timeout_s) as (local, size):
+                    if size == 0:
                         yield self._fail(Failure(record.video, "empty_file", None, "zero bytes"))
-                        local = None
-                    for item in frame_pairs(local, record.video, self.detector, self.options) if local else ():
+                    for item in frame_pairs(local, record.video, self.detector, self.options) if size else ():
                         if isinstance(item, Failure):
                             if item.frame_index is not None:
                                 keyframes += 1
@@ -150,16 +118,19 @@ class ExtractPairsDoFn(beam.DoFn):
                         if samples.setdefault(sample.key, sample) is sample:
                             Metrics.counter(NS, "faces").inc()
                             Metrics.counter(NS, "pairs").inc()
-            except (FileNotFoundError, PermissionError, OSError) as e:
-                reason = ("missing_file" if isinstance(e, FileNotFoundError) else "not_a_file" if isinstance(e, NotAFile)
-                          else "unreadable")
+            except OSError as e:  # TimeoutError is one: a stat, open or copy that never returned
+                reason = ("timeout" if isinstance(e, TimeoutError) else "missing_file" if isinstance(e, FileNotFoundError)
+                          else "not_a_file" if isinstance(e, NotAFile) else "unreadable")
                 yield self._fail(Failure(record.video, reason, None, f"{type(e).__name__}: {e}"))
         if samples:  # outside the try: failing to write our own output is not the video's fault
             path = spill_path(self.output, record.video)
             write_atomically(path, samples.values())
             yield VideoPairs(record.video, record.split, record.label, path, tuple(sorted(samples)))
         Metrics.counter(NS, "keyframes").inc(keyframes)
-        yield beam.pvalue.TaggedOutput(SUMMARY, {"video": record.video, "keyframes": keyframes, "pairs": len(samples)})
+        summary = {"video": record.video, "keyframes": keyframes, "pairs": len(samples)}
+        with FileSystems.create(note_path(self.output, record.video)) as f:  # last: the video is done
+            f.write(json.dumps(summary).encode("utf-8"))
+        yield beam.pvalue.TaggedOutput(SUMMARY, summary)
 
 
 def assign_shards(split_videos: tuple[str, Iterable[VideoPairs]], shard_size: int, min_shards: int):

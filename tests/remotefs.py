@@ -8,6 +8,10 @@ a missing object raises an error that is not an `OSError` (GCS raises
 `google.api_core.exceptions.NotFound`). A `testfs://` URL is not a local path, so any
 `os.path` or `open()` call on it fails, which is the point.
 
+An object stored as a FIFO is one whose read stalls, as on a hung network mount or an
+object store that stops sending: it is listed and exists, and opening it blocks in the
+kernel until someone opens the FIFO for writing.
+
 Beam finds it by its scheme once this module is imported: the test imports it, and worker
 processes import it through `--beam_plugins tests.remotefs` (the repository root must be on
 their `PYTHONPATH`; the environment variables of the test reach them).
@@ -15,6 +19,7 @@ their `PYTHONPATH`; the environment variables of the test reach them).
 from __future__ import annotations
 
 import os
+import stat
 from typing import BinaryIO
 
 from apache_beam.io.filesystem import CompressionTypes, FileMetadata, FileSystem
@@ -95,7 +100,11 @@ class ObjectStoreFileSystem(FileSystem):
         return self._disk.open(self._file(path), mime_type, compression_type)
 
     def exists(self, path: str) -> bool:
-        return os.path.isfile(self._file(path))
+        try:
+            mode = os.stat(self._file(path)).st_mode
+        except OSError:
+            return False
+        return stat.S_ISREG(mode) or stat.S_ISFIFO(mode)
 
     def copy(self, source_file_names: list[str], destination_file_names: list[str]) -> None:
         self._transfer(self._disk.copy, source_file_names, destination_file_names)

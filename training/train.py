@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from shards.checked import require_pairs
+from shards.progress import ProgressLines
 from shards.source import ShardSource, open_shards
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import eval_loader, train_loader
@@ -41,8 +42,6 @@ CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
 BEST_NAME = "best.pt"
 LAST_NAME = "last.pt"
-# a plain progress line this often when stderr is not a terminal; 0: every batch
-PROGRESS_ENV = "NOISETRACE_PROGRESS_S"
 
 
 @dataclass(frozen=True)
@@ -283,9 +282,8 @@ def run_training(config: TrainConfig) -> TrainResult:
         train_model.train()
         total, started = torch.zeros((), device=device), time.perf_counter()
         # a bar redrawn with carriage returns on a terminal; plain lines in a log file
-        interactive = sys.stderr.isatty()
-        bar = tqdm(loader, total=batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (ctx.main and interactive), leave=False)
-        last_line, every_s = time.perf_counter(), float(os.environ.get(PROGRESS_ENV, "30"))
+        lines = ProgressLines()
+        bar = tqdm(loader, total=batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (ctx.main and lines.redraw), leave=False)
         for step, batch in enumerate(bar):
             faces, labels = batch["face"], batch["cls"]
             if faces.shape[-1] != config.input_size:
@@ -305,10 +303,9 @@ def run_training(config: TrainConfig) -> TrainResult:
             total += loss.detach()  # summed on the device: no host sync per step
             if ctx.main and step % 20 == 0:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
-            if ctx.main and not interactive and time.perf_counter() - last_line >= every_s:
-                last_line = time.perf_counter()
+            if ctx.main and lines.due():
                 print(f"epoch {epoch + 1}/{config.epochs}: batch {step + 1}/{batches}, loss {loss.item():.4f}, "
-                      f"{(step + 1) * config.batch_size / (last_line - started):.0f} pairs/s", file=sys.stderr, flush=True)
+                      f"{(step + 1) * config.batch_size / (time.perf_counter() - started):.0f} pairs/s", file=sys.stderr, flush=True)
         elapsed = time.perf_counter() - started
         pairs_per_s = _all_mean(batches * config.batch_size / elapsed, ctx, device) * ctx.world
         epoch_loss = _all_mean(float(total) / batches, ctx, device)
