@@ -16,6 +16,7 @@ from typing import Any
 import webdataset as wds
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
+from shards.info import describe_error
 from shards.reader import decode_pair
 
 ON_BAD_SHARD = ("stop", "skip")
@@ -37,7 +38,7 @@ def require_pairs(count: int, root: str, split: str) -> None:
     Each loader worker sees only its share of the shards, so only the caller, after the
     loader is done, can tell that all of them were bad."""
     if count == 0:
-        raise BadShard(f"{root}: no readable pairs in split {split!r}: every shard is bad")
+        raise BadShard(f"{root}: no readable pairs in split {split!r}: every shard is bad; rebuild the shards")
 
 
 def _read_whole(url: str, expected: int | None) -> Iterator[Sample]:
@@ -50,10 +51,13 @@ def _read_whole(url: str, expected: int | None) -> Iterator[Sample]:
         raise ValueError(f"holds {count} samples, _info.json says {expected}")
 
 
-def _reason(url: str, exc: Exception) -> str:
-    """One line; webdataset appends the stream and URL to `args`, so only the first counts."""
-    detail = " ".join(str(exc.args[0]).split()) if exc.args else ""
-    return f"bad shard {url}: {type(exc).__name__}: {detail}" if detail else f"bad shard {url}: {type(exc).__name__}"
+def bad_shard(url: str, exc: Exception, on_bad: str) -> None:
+    """Report a shard that failed to read: raise BadShard (`on_bad="stop"`, with the fix)
+    or warn that it is skipped. One line either way, naming the shard and what failed."""
+    reason = f"bad shard {url}: {describe_error(exc)}"
+    if on_bad == "stop":
+        raise BadShard(f"{reason}; rebuild the shards, or pass --on-bad-shard skip to leave it out") from exc
+    warnings.warn(f"{reason} (skipped)", BadShardWarning, stacklevel=2)
 
 
 def checked_pairs(lengths: dict[str, int], on_bad: str = "stop") -> Callable[[Iterable[Sample]], Iterator[Sample]]:
@@ -74,11 +78,9 @@ def checked_pairs(lengths: dict[str, int], on_bad: str = "stop") -> Callable[[It
             try:
                 yield from _read_whole(url, lengths.get(url))
             except Exception as exc:  # tar, gzip, PNG, JSON and count errors all mean "this shard is bad"
-                if on_bad == "stop":
-                    raise BadShard(_reason(url, exc)) from exc
-                warnings.warn(f"{_reason(url, exc)} (skipped)", BadShardWarning, stacklevel=1)
+                bad_shard(url, exc, on_bad)
                 bad.add(url)
                 if lengths and bad >= lengths.keys():
-                    raise BadShard(f"every shard is bad ({len(bad)}), last {url}") from exc
+                    raise BadShard(f"every shard is bad ({len(bad)}), the last {url}; rebuild the shards") from exc
 
     return stage

@@ -8,6 +8,7 @@ subset of shards knows its class mix) and the build's options and package versio
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,18 +52,67 @@ def dumps_info(info: dict[str, Any]) -> str:
 
 def read_info(root: str) -> dict[str, Any]:
     """Read `_info.json` from a local directory or a URL WebDataset opens (`gs://` through
-    `gsutil cat`, `http(s)://` through curl), so a GPU node can stream shards from a bucket."""
-    path = _join(root, INFO_NAME)
-    if not is_url(root):
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    import webdataset as wds  # only URLs need it; keeps this module light for the pipeline
+    `gsutil cat`, `http(s)://` through curl), so a GPU node can stream shards from a bucket.
 
+    A missing, unreadable or malformed index is an error naming the file and what to do:
+    every command that takes `--shards` starts here, so this is what a wrong path shows."""
+    path = _join(root, INFO_NAME)
     try:
-        with wds.gopen(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8"))
-    except OSError as e:  # the opener's own message is a command line and an exit code
-        raise FileNotFoundError(f"cannot read {path}: {e.strerror or e}") from None
+        if is_url(root):
+            import webdataset as wds  # only URLs need it; keeps this module light for the pipeline
+
+            with wds.gopen(path, "rb") as f:
+                text = f.read().decode("utf-8")
+        else:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+    except OSError as e:
+        raise FileNotFoundError(f"cannot read {path} ({describe_error(e)}): --shards must be a directory (or URL) "
+                                "that build-shards wrote") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file; rebuild the shards with build-shards") from None
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); rebuild the shards with build-shards") from None
+    _check_index(path, info)
+    return info
+
+
+def _check_index(path: str, info: Any) -> None:
+    """Refuse an index without the split entries every reader indexes into, so a damaged
+    or foreign `_info.json` is reported as such rather than as a KeyError deep in a loader."""
+    splits = info.get("splits") if isinstance(info, dict) else None
+    if not isinstance(splits, dict):
+        raise ValueError(f"{path}: not a build-shards index (no 'splits'); rebuild the shards with build-shards")
+    for name, entry in splits.items():
+        if not _is_split_entry(entry):
+            raise ValueError(f"{path}: splits.{name} lacks num_samples, or filenames and shard_lengths of one "
+                             "length; rebuild the shards with build-shards")
+
+
+def _is_split_entry(entry: Any) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("num_samples"), int)
+            and isinstance(entry.get("filenames"), list) and isinstance(entry.get("shard_lengths"), list)
+            and len(entry["filenames"]) == len(entry["shard_lengths"]))
+
+
+_PIPE_EXIT = re.compile(r"\[\s*'([\w.-]+)'.*: exit (\d+) \(read\)", re.S)
+
+
+def describe_error(exc: BaseException) -> str:
+    """What went wrong opening or reading a file or URL, in a few words.
+
+    WebDataset reports a failed `curl`/`gsutil` pipe as the repr of its command line and
+    arguments, and an OSError's first argument is a bare errno: neither tells a user
+    anything, so they become "curl exited with 22" and "No such file or directory"."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    first = " ".join(str(exc.args[0]).split()) if exc.args else ""
+    pipe = _PIPE_EXIT.search(first)
+    if pipe:
+        return f"{pipe[1]} exited with {pipe[2]}"
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def is_url(root: str) -> bool:
@@ -76,10 +126,11 @@ def split_urls(root: str, split: str, info: dict[str, Any] | None = None, *, whe
     `where` names the shards in that error (default `root`): for a brace pattern that
     selected none of the split's shards, the pattern the user typed says more than its root."""
     info = info if info is not None else read_info(root)
-    entry = info.get("splits", {}).get(split)
+    entry = info["splits"].get(split)
     if not entry or not entry["filenames"]:
-        have = sorted(info.get("splits", {}))
-        raise ValueError(f"{where or root}: no shards for split {split!r} (splits present: {have})")
+        have = ", ".join(sorted(info["splits"])) or "none"
+        raise ValueError(f"{where or root}: no shards for split {split!r} (it has: {have}); "
+                         "name one of those, or rebuild the shards with that split")
     return [_join(root, name) for name in entry["filenames"]]
 
 

@@ -107,7 +107,8 @@ def _select(info: dict[str, Any], wanted: dict[str, str], spec: str, root: str) 
     unknown = [url for name, url in wanted.items() if name not in indexed]
     if unknown:
         more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
-        raise ValueError(f"{spec}: {unknown[0]}{more} is not a shard listed in {root}/{INFO_NAME}")
+        raise ValueError(f"{spec}: {unknown[0]}{more} is not a shard listed in {root}/{INFO_NAME}; "
+                         "narrow the pattern to the shards it lists")
     splits = {}
     for split, entry in info.get("splits", {}).items():
         keep = [i for i, name in enumerate(entry["filenames"]) if name in wanted]

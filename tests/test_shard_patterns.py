@@ -102,7 +102,8 @@ def test_a_needed_split_without_selected_shards_is_an_error(shards, tmp_path):
     pattern = f"{shards}/train/pairs-{{000000..000001}}.tar"
     res = CliRunner().invoke(train_from_shards, ["--shards", pattern, "--output", str(tmp_path / "run"), *TRAIN])
     assert res.exit_code == 1
-    assert res.output.strip() == f"Error: {pattern}: no shards for split 'val' (splits present: ['train'])"
+    assert res.output.strip() == (f"Error: {pattern}: no shards for split 'val' (it has: train); "
+                                  "name one of those, or rebuild the shards with that split")
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 

@@ -18,21 +18,27 @@ CHECKPOINT_FORMAT = "noisetrace-detector"
 DENOISER_FORMAT = "noisetrace-dncnn"
 
 
+# What each reader wants, for the fix its errors name.
+DETECTOR_FILES = "give best.pt or last.pt of a train-from-shards run"
+
+
 class NotACheckpoint(ValueError):
     """A file that is not the kind of torch file the caller asked for."""
 
 
-def read_torch_file(path: str) -> dict[str, Any]:
-    """`torch.load(path, weights_only=True)` on CPU, with errors that name the file."""
+def read_torch_file(path: str, wanted: str = DETECTOR_FILES) -> dict[str, Any]:
+    """`torch.load(path, weights_only=True)` on CPU, with errors that name the file and,
+    through `wanted`, which file to give instead."""
     if not os.path.isfile(path):
-        raise NotACheckpoint(f"{path}: no such file")
+        raise NotACheckpoint(f"{path}: no such file; {wanted}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and weights_only errors all mean the same here
         # torch's own message suggests weights_only=False, i.e. running the file's code: not here.
-        raise NotACheckpoint(f"{path}: not a torch weights file that loads with weights_only=True ({type(exc).__name__})") from exc
+        raise NotACheckpoint(f"{path}: not a torch weights file that loads with weights_only=True "
+                             f"({type(exc).__name__}); {wanted}") from exc
     if not isinstance(obj, dict):
-        raise NotACheckpoint(f"{path}: holds a {type(obj).__name__}, not a dict of weights")
+        raise NotACheckpoint(f"{path}: holds a {type(obj).__name__}, not a dict of weights; {wanted}")
     return obj
 
 
@@ -47,7 +53,7 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     """A detector checkpoint written by `save_checkpoint`; anything else is refused."""
     ckpt = read_torch_file(path)
     if ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt or "config" not in ckpt:
-        raise NotACheckpoint(f"{path}: not a noisetrace detector checkpoint")
+        raise NotACheckpoint(f"{path}: not a noisetrace detector checkpoint; {DETECTOR_FILES}")
     return ckpt
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -38,15 +39,32 @@ _SHARDS = _ShardRoot()
 _FILE = click.Path(exists=True, dir_okay=False)
 
 
-def _one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+def one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A command whose expected failures print as one `Error:` line, and whose bad-shard
+    warnings print as one line each (not with the line of code that issued them)."""
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        warnings.formatwarning = _warning_line  # DataLoader workers started in `fn` inherit it
         try:
             return fn(*args, **kwargs)
         except _EXPECTED as exc:
             raise click.ClickException(_one_line(exc)) from exc
+        finally:
+            warnings.formatwarning = _python_warning
 
     return wrapper
+
+
+_python_warning = warnings.formatwarning
+
+
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
+    """A bad shard skipped under `--on-bad-shard skip` is news for the user, so it reads
+    `BadShardWarning: bad shard ...`; other warnings keep Python's format, for developers."""
+    if category.__name__ == "BadShardWarning":  # by name: importing shards.checked here would import webdataset
+        return f"{category.__name__}: {message}\n"
+    return _python_warning(message, category, filename, lineno, line)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -103,7 +121,7 @@ _on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"
 @_workers
 @_on_bad_shard
 @_device
-@_one_line_errors
+@one_line_errors
 def train_from_shards(**options: Any) -> None:
     """Train the Siamese noise-trace detector (or a MesoNet baseline) from pair shards (DDP under torchrun)."""
     from training.train import TrainConfig, run_training
@@ -121,7 +139,7 @@ def train_from_shards(**options: Any) -> None:
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.15, show_default=True,
               help="Share of each fold's training groups held back to pick best.pt.")
 @click.option("--fold-seed", type=int, default=0, show_default=True, help="Seeds which groups go to which fold (apart from --seed, so recipes are compared on the same folds).")
-@_one_line_errors
+@one_line_errors
 def crossval(**options: Any) -> None:
     """Cross-validate a training recipe with folds disjoint by group, dataset or method; prints the table.
 
@@ -149,8 +167,9 @@ crossval.params.extend(p for p in train_from_shards.params if p.name not in {"sh
 @click.option("--patch-size", type=click.IntRange(min=8), default=64, show_default=True)
 @_seed
 @_workers
+@_on_bad_shard
 @_device
-@_one_line_errors
+@one_line_errors
 def pretrain_denoiser(**options: Any) -> None:
     """Train the DnCNN extractor as a blind Gaussian denoiser (no download needed)."""
     from training.pretrain import PretrainConfig, run_pretraining
@@ -169,7 +188,7 @@ def pretrain_denoiser(**options: Any) -> None:
 @_workers
 @_on_bad_shard
 @_device
-@_one_line_errors
+@one_line_errors
 def evaluate(**options: Any) -> None:
     """Frame and video accuracy/AUC of a checkpoint on one split of a shard directory."""
     from training.evaluate import run_evaluation
@@ -184,8 +203,9 @@ def evaluate(**options: Any) -> None:
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--rows", type=click.IntRange(min=2), default=4, show_default=True, help="Rows of pairs: half real, half fake.")
+@_on_bad_shard
 @_device
-@_one_line_errors
+@one_line_errors
 def visualize(**options: Any) -> None:
     """The paper's Fig. 6: faces and backgrounds above their noise traces."""
     from training.visualize import run_visualize
@@ -196,7 +216,7 @@ def visualize(**options: Any) -> None:
 @click.command("compare")
 @click.argument("eval_dirs", nargs=-1, required=True, type=_DIR)
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Directory for comparison.md, comparison.csv, roc.png.")
-@_one_line_errors
+@one_line_errors
 def compare(eval_dirs: tuple[str, ...], output: str) -> None:
     """Side-by-side table and overlaid ROC curves of several `evaluate --output` folders."""
     from training.compare import run_compare

@@ -66,13 +66,17 @@ def read_evaluation(path: str) -> Evaluation:
     files = [os.path.join(path, name) for name in (METRICS_NAME, PREDICTIONS_NAME)]
     for f in files:
         if not os.path.isfile(f):
-            raise FileNotFoundError(f"{path}: no {os.path.basename(f)}; is it an `evaluate --output` folder?")
-    with open(files[0], encoding="utf-8") as f:
-        metrics = json.load(f)
-    with open(files[1], encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return Evaluation(path, metrics, frozenset(r["key"] for r in rows), np.array([r["cls"] for r in rows], dtype=np.int64),
-                      np.array([r["fake_probability"] for r in rows], dtype=np.float64))
+            raise FileNotFoundError(f"{path}: no {os.path.basename(f)}; give compare the --output folders of evaluate")
+    try:
+        with open(files[0], encoding="utf-8") as f:
+            metrics = json.load(f)
+        with open(files[1], encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        return Evaluation(path, metrics, frozenset(r["key"] for r in rows), np.array([r["cls"] for r in rows], dtype=np.int64),
+                          np.array([r["fake_probability"] for r in rows], dtype=np.float64))
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:  # a cut-off or hand-edited file
+        raise ValueError(f"{path}: {METRICS_NAME} or {PREDICTIONS_NAME} is damaged ({type(exc).__name__}); "
+                         "run evaluate into it again") from exc
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from shards.checked import bad_shard
 from shards.info import INFO_NAME, ShardRecord, build_info, dumps_info
 from shards.raw import Members, RawSample, stream_members
 from shards.source import ShardSource, open_shards
@@ -74,24 +75,38 @@ class FoldPlan:
     test: tuple[str, ...]
 
 
-def load_pairs(spec: str | ShardSource) -> dict[str, Pair]:
+def load_pairs(spec: str | ShardSource, on_bad_shard: str = "stop") -> dict[str, Pair]:
     """Every pair of every split of `--shards` (a root, a brace pattern, or those already
-    opened), undecoded."""
-    import webdataset as wds
-
+    opened), undecoded. A shard that cannot be read whole, or holds other than its indexed
+    count, stops the run naming it, or is left out with a warning (`--on-bad-shard skip`)."""
     source = open_shards(spec)
     pairs: dict[str, Pair] = {}
-    for split in sorted(source.info.get("splits", {})):
-        for url in source.urls(split):
-            with wds.gopen(url, "rb") as f:
-                for key, members in stream_members(f).items():
-                    meta = json.loads(next(data for name, data in members if name.endswith(".json")))
-                    if key in pairs:
-                        raise ValueError(f"{url}: pair {key} appears in two shards; crossval needs each pair once")
-                    pairs[key] = Pair(key, members, meta)
+    for split in sorted(source.info["splits"]):
+        for url, length in source.lengths(split).items():
+            try:
+                found = _shard_pairs(url, length)
+            except Exception as exc:  # tar, gzip, JSON and count errors all mean "this shard is bad"
+                bad_shard(url, exc, on_bad_shard)
+                continue
+            for key, pair in found.items():
+                if key in pairs:
+                    raise ValueError(f"{url}: pair {key} appears in two shards; crossval needs each pair once")
+                pairs[key] = pair
     if not pairs:
         raise ValueError(f"{source.spec}: no pairs to cross-validate")
     return pairs
+
+
+def _shard_pairs(url: str, length: int) -> dict[str, Pair]:
+    """{key: pair} of one shard, read front to back and counted against its index entry."""
+    import webdataset as wds
+
+    with wds.gopen(url, "rb") as f:
+        found = {key: Pair(key, members, json.loads(next(data for name, data in members if name.endswith(".json"))))
+                 for key, members in stream_members(f).items()}
+    if len(found) != length:
+        raise ValueError(f"holds {len(found)} samples, _info.json says {length}")
+    return found
 
 
 def _rank(*parts: object) -> str:
@@ -126,7 +141,7 @@ def fold_of_pairs(pairs: dict[str, Pair], by: str, folds: int = 5, seed: int = 0
     if by == "method":
         methods = sorted({p.meta.get("method") or UNSPECIFIED_METHOD for p in pairs.values() if p.label == "fake"})
         if not methods:
-            raise ValueError("--by method: the shards hold no fakes")
+            raise ValueError("--by method: the shards hold no fakes; use --by group or --by dataset")
         real_groups = sorted({p.group for p in pairs.values() if p.label == "real"}, key=lambda g: _rank(seed, g))
         real_fold = {g: methods[i % len(methods)] for i, g in enumerate(real_groups)}
         return {k: (p.meta.get("method") or UNSPECIFIED_METHOD) if p.label == "fake" else real_fold[p.group]
@@ -157,7 +172,8 @@ def _validation_groups(pool: list[Pair], fraction: float, seed: int) -> set[str]
         spare = [g for g in order if g not in chosen and missing in labels[g] and trainable(chosen | {g})]
         chosen |= set(spare[:1])
     if not chosen:
-        raise ValueError(f"a fold's training pool holds {len(order)} group(s): too few to hold one out for validation")
+        raise ValueError(f"a fold's training pool holds {len(order)} group(s): too few to hold one out for validation; "
+                         "use fewer --folds, or shards with more groups")
     return chosen
 
 
@@ -171,7 +187,7 @@ def plan_folds(pairs: dict[str, Pair], by: str, folds: int = 5, seed: int = 0, v
         pool = [pairs[k] for k in sorted(pairs) if fold_of[k] != name and pairs[k].group not in held_groups]
         if {p.label for p in pool} != {"real", "fake"}:
             raise ValueError(f"fold {name!r}: what is left to train on holds only {sorted({p.label for p in pool}) or 'nothing'}; "
-                             "this split of the data cannot be cross-validated")
+                             "this data cannot be cross-validated that way; use another --by")
         val_groups = _validation_groups(pool, val_fraction, seed)
         plans.append(FoldPlan(name, tuple(p.key for p in pool if p.group not in val_groups),
                               tuple(p.key for p in pool if p.group in val_groups), tuple(test)))
@@ -256,7 +272,7 @@ def run_crossval(shards: str, output: str, by: str = "group", folds: int = 5, va
     from training.train import BEST_NAME, TrainConfig, run_training
 
     source = open_shards(shards)  # once: over a URL each read of _info.json is a download
-    pairs = load_pairs(source)
+    pairs = load_pairs(source, train_options.get("on_bad_shard", "stop"))
     plans = plan_folds(pairs, by, folds, fold_seed, val_fraction)
     extra = {k: v for k, v in source.info.items() if k not in ("splits", "name")}
     os.makedirs(output, exist_ok=True)

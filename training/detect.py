@@ -15,7 +15,8 @@ import click
 import numpy as np
 
 from pipeline.pairs import NO_RESIZE, RESIZE_FILTERS, ExtractOptions, Failure, frame_pairs
-from training.checkpoint import NotACheckpoint, load_detector
+from training.checkpoint import load_detector
+from training.cli import one_line_errors
 from training.device import resolve_device
 from training.predict import predict_pairs
 
@@ -83,14 +84,12 @@ def _table(v: VideoVerdict) -> str:
 @click.option("--face-scale", type=float, default=None, help="Default: what the training shards used.")
 @click.option("--resize-filter", type=click.Choice([*sorted(RESIZE_FILTERS), NO_RESIZE]), default=None, help="Default: what the training shards used.")
 @click.option("--device", default=None, help="torch device; default CUDA when present, else CPU.")
+@one_line_errors
 def detect(videos: tuple[str, ...], checkpoint: str, as_json: bool, min_frames_per_video: int,
            max_keyframes_per_video: int, face_scale: float | None, resize_filter: str | None, device: str | None) -> None:
     """Per video: the fake probability (mean over keyframes) and per-keyframe scores."""
     dev = resolve_device(device)
-    try:
-        model, config = load_detector(checkpoint, dev)
-    except NotACheckpoint as e:
-        raise click.ClickException(str(e)) from None
+    model, config = load_detector(checkpoint, dev)
     options = crop_options(config, min_frames=min_frames_per_video, max_keyframes=max_keyframes_per_video or None,
                            face_scale=face_scale, resize_filter=resize_filter)
     detector = options.detector()

@@ -13,9 +13,12 @@ from training.model import to_unit_float
 def resolve_device(name: str | None = None) -> torch.device:
     """`name` if given (e.g. 'cpu', 'cuda:1'), else CUDA when present, else CPU."""
     if name:
-        device = torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:  # torch's message lists twenty device types
+            raise ValueError(f"--device {name}: not a torch device; use cpu, cuda or cuda:N") from None
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available")
+            raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu or leave it out")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

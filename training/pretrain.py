@@ -40,6 +40,7 @@ class PretrainConfig:
     patch_size: int = 64
     seed: int = 0
     workers: int = 2
+    on_bad_shard: str = "stop"
     device: str | None = None
 
 
@@ -50,12 +51,16 @@ def _folder_images(root: str, size: int) -> list[np.ndarray]:
     )
     images = []
     for p in paths:
-        with Image.open(p) as im:
-            a = np.asarray(im.convert("RGB"))
+        try:
+            with Image.open(p) as im:
+                a = np.asarray(im.convert("RGB"))
+        except OSError as exc:  # PIL's UnidentifiedImageError and truncated files alike
+            raise ValueError(f"{p}: not a readable image ({type(exc).__name__}); remove it from --images") from exc
         if min(a.shape[:2]) >= size:
             images.append(a)
     if not images:
-        raise ValueError(f"{root}: no images of at least {size}x{size} px")
+        raise ValueError(f"{root}: {len(paths)} image(s), none at least {size}x{size} px; "
+                         f"add larger ones or lower --patch-size (now {size})")
     return images
 
 
@@ -74,7 +79,8 @@ def _folder_batches(images: list[np.ndarray], size: int, batch_size: int, rng: n
 
 def _shard_batches(source: ShardSource, config: PretrainConfig, epoch: int) -> Iterator[torch.Tensor]:
     """Faces and backgrounds of the train split, both are natural images for denoising."""
-    loader, _ = train_loader(source, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed, workers=config.workers)
+    loader, _ = train_loader(source, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed,
+                             workers=config.workers, on_bad_shard=config.on_bad_shard)
     for batch in loader:
         yield torch.cat([batch["face"], batch["background"]])
 

@@ -187,7 +187,7 @@ def _resolve(config: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
     if not config.resume:
         return config, None
     if not os.path.isfile(last):
-        raise FileNotFoundError(f"--resume: {last} does not exist")
+        raise FileNotFoundError(f"--resume: {last} does not exist; give --output the run to continue, or leave out --resume")
     ckpt = load_checkpoint(last)
     saved = {f.name: ckpt["config"]["train"][f.name] for f in fields(TrainConfig) if f.name in ckpt["config"]["train"]}
     resumed = replace(TrainConfig(**saved), output=config.output, shards=config.shards, epochs=config.epochs,
@@ -287,7 +287,8 @@ def run_training(config: TrainConfig) -> TrainResult:
         for step, batch in enumerate(bar):
             faces, labels = batch["face"], batch["cls"]
             if faces.shape[-1] != config.input_size:
-                raise ValueError(f"shards hold {faces.shape[-1]}px squares but --input-size is {config.input_size}")
+                raise ValueError(f"{config.shards}: shards hold {faces.shape[-1]}px squares but --input-size is "
+                                 f"{config.input_size}; use --input-size {faces.shape[-1]}")
             if config.self_blend > 0:
                 faces, labels = _apply_self_blend(faces, labels, config.self_blend, blend_gen)
             backgrounds = batch["background"]

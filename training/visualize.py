@@ -1,6 +1,7 @@
 """`visualize`: the paper's Fig. 6, face/background squares above their noise traces."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -84,7 +85,8 @@ def draw_noise_traces(model: nn.Module, pairs: list[dict[str, Any]], output: str
     plt.close(fig)
 
 
-def run_visualize(checkpoint: str, shards: str, output: str, split: str = "test", rows: int = 4, per_row: int = 4, device: str | None = None) -> str:
+def run_visualize(checkpoint: str, shards: str, output: str, split: str = "test", rows: int = 4, per_row: int = 4,
+                  device: str | None = None, on_bad_shard: str = "stop") -> str:
     """Fig. 6 from a checkpoint and a shard split: rows/2 real rows, rows/2 fake rows.
 
     Pairs come through the checked reader, as training's do, so a corrupt shard stops
@@ -95,8 +97,9 @@ def run_visualize(checkpoint: str, shards: str, output: str, split: str = "test"
         raise ValueError(f"{checkpoint}: a {model_kind(config)} model has no noise extractor to draw; visualize needs the noise model")
     per_class = max(1, rows // 2) * per_row
     lengths = open_shards(shards).lengths(split)
-    pairs = pick_pairs(checked_pairs(lengths)({"url": url} for url in lengths), per_class)
+    pairs = pick_pairs(checked_pairs(lengths, on_bad_shard)({"url": url} for url in lengths), per_class)
     if not pairs:
         raise ValueError(f"{shards}: split {split!r} holds no pairs")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     draw_noise_traces(model, pairs, output, dev, per_row)
     return output

@@ -48,22 +48,43 @@ def kair_to_extractor_state(kair: dict[str, torch.Tensor], extractor: DnCNN) -> 
     return state
 
 
+# The fix named when --init-denoiser gets another file.
+EXTRACTOR_FILES = "give --init-denoiser a pretrain-denoiser output, a detector checkpoint or KAIR DnCNN weights"
+
+
 def load_extractor_weights(extractor: DnCNN, path: str) -> str:
     """Fill `extractor` from a denoiser file, a detector checkpoint or KAIR weights.
 
-    Returns the format name found, for logs and config.json.
-    """
-    obj = read_torch_file(path)
+    Returns the format name found, for logs and config.json. Weights of another size (a
+    denoiser pretrained with another --preset) are refused by their layer count and width,
+    before torch's many-line list of mismatched keys."""
+    fmt, state = _extractor_weights(read_torch_file(path, EXTRACTOR_FILES), path)
+    have, want = _dncnn_size(state), _dncnn_size(extractor.state_dict())
+    if have[0] == 0:
+        raise NotACheckpoint(f"{path}: holds no DnCNN weights; {EXTRACTOR_FILES}")
+    if have != want:
+        raise NotACheckpoint(f"{path}: a DnCNN of {have[0]} conv layers x {have[1]} features, this model's has "
+                             f"{want[0]} x {want[1]}; train with the --preset those weights were made with")
+    extractor.load_state_dict(kair_to_extractor_state(state, extractor) if fmt == "kair" else state)
+    return fmt
+
+
+def _extractor_weights(obj: dict[str, Any], path: str) -> tuple[str, dict[str, torch.Tensor]]:
+    """(format name, DnCNN weights as that format keys them) of a loaded torch file."""
     if obj.get("format") == DENOISER_FORMAT:
-        extractor.load_state_dict(obj["extractor"])
-        return DENOISER_FORMAT
+        return DENOISER_FORMAT, obj["extractor"]
     if obj.get("format") == CHECKPOINT_FORMAT:
         prefix = "extractor."
-        extractor.load_state_dict({k[len(prefix):]: v for k, v in obj["model"].items() if k.startswith(prefix)})
-        return CHECKPOINT_FORMAT
+        return CHECKPOINT_FORMAT, {k[len(prefix):]: v for k, v in obj["model"].items() if k.startswith(prefix)}
     if isinstance(obj.get("params"), dict):  # KAIR sometimes nests under "params"
         obj = obj["params"]
     if obj and all(_KAIR_KEY.match(k) for k in obj):
-        extractor.load_state_dict(kair_to_extractor_state(obj, extractor))
-        return "kair"
-    raise NotACheckpoint(f"{path}: neither a noisetrace denoiser/detector nor KAIR DnCNN weights")
+        return "kair", obj
+    raise NotACheckpoint(f"{path}: neither a noisetrace denoiser/detector nor KAIR DnCNN weights; {EXTRACTOR_FILES}")
+
+
+def _dncnn_size(state: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """(conv layers, features) of DnCNN weights keyed ours or KAIR's way: their 4-D
+    tensors are the convolutions, in order, and the first one's outputs are the width."""
+    convs = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 4]
+    return len(convs), (int(convs[0].shape[0]) if convs else 0)
