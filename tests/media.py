@@ -5,7 +5,7 @@ import subprocess
 
 import ffmpeg
 
-from pipeline.keyframes import ffmpeg_exe
+from pipeline.keyframes import Keyframe, _command, _decode, ffmpeg_exe
 
 
 def lavfi_video(path: str, *, size: str = "320x240", fps: int = 25, seconds: float = 2.0, gop: int = 10,
@@ -27,3 +27,10 @@ def audio_only(path: str) -> str:
     stream = ffmpeg.input("sine=d=1", f="lavfi").output(path, acodec="aac")
     subprocess.run(stream.overwrite_output().global_args("-loglevel", "error").compile(cmd=ffmpeg_exe()), check=True)
     return path
+
+
+def frames_at(path: str, pts: set[int]) -> dict[int, Keyframe]:
+    """The frames with these pts, from a decode of every frame from the first with none
+    skipped: the reference that faster extraction paths must match bit for bit."""
+    args = _command(path, {}, [("showinfo", ())], None)
+    return {kf.pts: kf for kf, _ in _decode(args, 120.0) if kf.pts in pts}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.keyframes import DecodeError, read_keyframes
-from tests.media import audio_only, lavfi_video
+from tests.media import audio_only, frames_at, lavfi_video
 
 
 @pytest.mark.parametrize("fps,gop,seconds", [(25, 10, 2.0), (30, 30, 3.0), (24, 7, 1.5)])
@@ -35,6 +35,27 @@ def test_max_keyframes_and_min_frames(tmp_path):
     assert gaps.min() >= 1 and gaps.max() <= 25
     assert len({f.pts for f in frames}) == len(frames)
     assert [f.index for f in read_keyframes(path, min_frames=2)] == [0, 25, 50, 75]
+
+
+def assert_extra_frames_exact(path: str, min_frames: int) -> list:
+    """The frames read_keyframes adds beyond the I-frames are, pixel for pixel and with
+    the same pts and picture type, the frames a decode of every frame gives."""
+    extra = [f for f in read_keyframes(path, min_frames=min_frames) if f.frame_type != "I"]
+    reference = frames_at(path, {f.pts for f in extra})
+    for f in extra:
+        want = reference[f.pts]
+        assert (f.frame_type, f.pts_time) == (want.frame_type, want.pts_time)
+        assert np.array_equal(f.image, want.image), f"frame at pts {f.pts} differs from the full decode"
+    return extra
+
+
+def test_extra_frames_are_exact_reference_frames(tmp_path):
+    # 2 I-frames in 4 s, B-frames between P-frames: the extra frames come from the
+    # reference-frames-only pass and must still be exactly what a full decode gives.
+    path = lavfi_video(str(tmp_path / "v.mp4"), fps=25, gop=50, seconds=4.0)
+    extra = assert_extra_frames_exact(path, 8)
+    assert len(extra) >= 6
+    assert {f.frame_type for f in extra} <= {"P", "B"}
 
 
 def test_rotation_metadata_is_applied(tmp_path):

@@ -9,6 +9,7 @@ from pipeline.keyframes import read_keyframes
 from pipeline.run import run
 from shards.info import split_urls
 from shards.reader import iter_pairs
+from tests.test_keyframes import assert_extra_frames_exact
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 MANIFEST = os.path.join(SHARED, "MANIFEST.csv")
@@ -51,3 +52,14 @@ def test_build_shards_accounts_for_every_clip(tmp_path):
     assert in_shards | failed == {os.path.abspath(os.path.join(SHARED, c["file"])) for c in clips}
     assert len(in_shards) == result.info["videos"]["with_pairs"] >= 4  # dfdc/aajsqyyjni has (almost) no face for HOG; close-ups may not fit
     assert sum(s["num_samples"] for s in result.info["splits"].values()) >= 30
+
+
+@pytest.mark.parametrize("clip", [
+    "labelled/videos/ffpp/original_sequences/youtube/c23/videos/183.mp4",  # yuv444p, B-pyramid, 2 I-frames
+    "labelled/videos/ffpp/original_sequences/actors/c40/videos/01__kitchen_pan.mp4",  # DFD 1080p c40
+])
+def test_extra_frames_of_benchmark_clips_are_exact(clip):
+    path = os.path.join(SHARED, clip)
+    if not os.path.isfile(path):
+        pytest.skip(f"{clip} is absent")
+    assert len(assert_extra_frames_exact(path, 8)) >= 6
