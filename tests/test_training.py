@@ -202,6 +202,34 @@ def test_pretrained_denoiser_initialises_the_detector(small_shards, tmp_path):
     assert (trained_w - den_w).abs().mean() < (fresh_w - den_w).abs().mean()
 
 
+def test_freeze_denoiser_trains_the_head_alone_and_survives_resume(small_shards, tmp_path):
+    """--freeze-denoiser: the extractor's weights and BatchNorm statistics end bit-identical
+    to --init-denoiser's, also across --resume, while the head learns; without it they move."""
+    from training.model import DnCNN
+    from training.weights import save_denoiser
+
+    torch.manual_seed(1)
+    den = str(tmp_path / "den.pt")
+    save_denoiser(den, DnCNN(4, 16), {})
+    given = torch.load(den, weights_only=True)["extractor"]
+    last = lambda run: torch.load(os.path.join(run, "last.pt"), weights_only=True)  # noqa: E731
+    extractor = lambda ckpt: {k.removeprefix("extractor."): v for k, v in ckpt["model"].items() if k.startswith("extractor.")}  # noqa: E731
+    frozen, free = str(tmp_path / "frozen"), str(tmp_path / "free")
+    run_training(_tiny(small_shards, frozen, epochs=1, init_denoiser=den, freeze_denoiser=True))
+    head_after_one = last(frozen)["model"]["head.classifier.1.weight"]
+    run_training(_tiny(small_shards, frozen, epochs=2, resume=True))  # the saved config keeps it frozen
+    run_training(_tiny(small_shards, free, epochs=2, init_denoiser=den))
+    ckpt = last(frozen)
+    assert ckpt["config"]["train"]["freeze_denoiser"] is True and ckpt["epoch"] == 2
+    assert set(extractor(ckpt)) == set(given) and all(torch.equal(extractor(ckpt)[k], v) for k, v in given.items())
+    assert not torch.equal(ckpt["model"]["head.classifier.1.weight"], head_after_one)  # the head learns
+    moved = extractor(last(free))
+    assert not torch.equal(moved["layers.0.weight"], given["layers.0.weight"])
+    assert not torch.equal(moved["layers.3.running_mean"], given["layers.3.running_mean"])
+    with pytest.raises(ValueError, match="--freeze-denoiser .* give --init-denoiser"):
+        run_training(_tiny(small_shards, str(tmp_path / "bad"), epochs=1, freeze_denoiser=True))
+
+
 @pytest.mark.skipif(importlib.util.find_spec("training.selfblend") is None, reason="training/selfblend.py not written yet")
 def test_self_blend_turns_real_pairs_into_fakes(small_shards, tmp_path):
     from training.train import _apply_self_blend

@@ -102,6 +102,9 @@ _on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"
 @click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine", show_default=True,
               help="cosine: decay towards 0 over --epochs (steadier last epochs); constant: --lr throughout.")
 @click.option("--init-denoiser", type=_FILE, default=None, help="Extractor weights: pretrain-denoiser output, a detector checkpoint or KAIR DnCNN weights.")
+@click.option("--freeze-denoiser/--no-freeze-denoiser", default=False, show_default=True,
+              help="Keep the extractor at --init-denoiser's weights (BatchNorm in eval mode): only the similarity head "
+                   "learns, so it reads how face and background noise correlate and has little room to learn a clip's source.")
 @click.option("--resume", is_flag=True, help="Continue OUTPUT/last.pt with its saved options; only --shards, --epochs, --device, --compile and --on-bad-shard may change.")
 @click.option("--self-blend", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Fraction of each batch turned into self-blended fakes from real pairs.")
 @click.option("--recompress", type=click.FloatRange(0, 1), default=0.0, show_default=True,

@@ -57,6 +57,10 @@ class TrainConfig:
     lr: float = 5e-4
     lr_schedule: str = "cosine"  # LR_SCHEDULES
     init_denoiser: str | None = None
+    # keep the extractor at --init-denoiser's weights and BatchNorm statistics, so only the
+    # similarity head learns: it can then read only how face and background noise correlate,
+    # with far less capacity to learn which source a clip came from
+    freeze_denoiser: bool = False
     resume: bool = False
     self_blend: float = 0.0
     recompress: float = 0.0  # share of pairs JPEG re-encoded (face and background together) each batch
@@ -211,6 +215,9 @@ def _check_options(config: TrainConfig) -> None:
                          f"(the share turned fake, e.g. 0.5), got {config.self_blend}")
     if config.init_denoiser and config.model != DEFAULT_MODEL_KIND:
         raise ValueError(f"--init-denoiser initialises the noise model's DnCNN; model {config.model!r} has none")
+    if config.freeze_denoiser and not config.init_denoiser:
+        raise ValueError("--freeze-denoiser keeps the noise extractor at the weights --init-denoiser gives it; "
+                         "give --init-denoiser (e.g. a pretrain-denoiser output), or leave out --freeze-denoiser")
 
 
 @dataclass(frozen=True)
@@ -246,7 +253,10 @@ def run_training(config: TrainConfig) -> TrainResult:
     model = place_model(build_detector(config.model, model_arch), device)
     if config.init_denoiser and ckpt is None:
         run_config["init_denoiser_format"] = load_extractor_weights(model.extractor, config.init_denoiser)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if config.freeze_denoiser:
+        model.extractor.requires_grad_(False)
+    # frozen weights stay out of the optimizer: Adam has no state for them, before and after --resume
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     start_epoch, best = 0, (-math.inf, -math.inf)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -280,6 +290,8 @@ def run_training(config: TrainConfig) -> TrainResult:
         )
         blend_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1009 + ctx.rank)
         train_model.train()
+        if config.freeze_denoiser:
+            model.extractor.eval()  # BatchNorm keeps the given running statistics instead of this batch's
         total, started = torch.zeros((), device=device), time.perf_counter()
         # a bar redrawn with carriage returns on a terminal; plain lines in a log file
         lines = ProgressLines()
