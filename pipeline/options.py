@@ -41,7 +41,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--min-face-scale", float, 1.0, "When no same-size background square fits at --face-scale, shrink the face square's margin down to this scale before giving up (set it to --face-scale to never shrink)."),
     Option("--resize-filter", str, "area", f"Filter for resizing both squares to --size; '{NO_RESIZE}': keep the central --size patch of each square at native resolution (no resampling).", (*RESIZE_FILTERS, NO_RESIZE)),
     Option("--max-keyframes-per-video", int, 0, "Use at most this many keyframes per video (the first ones); 0 = all."),
-    Option("--min-frames-per-video", int, 0, "If a video has fewer I-frames than this, add this many evenly spaced frames."),
+    Option("--min-frames-per-video", int, 0, "If a video has fewer I-frames than this, add this many evenly spaced reference frames (exact, not re-encoded)."),
     Option("--upsample", int, 0, "dlib upsampling steps (finds smaller faces, ~4x slower each)."),
     Option("--detect-max-side", int, 640, "Detect faces on a copy downscaled to this longest side (0 = full size); retried at full size when nothing is found."),
     Option("--cnn-model", str, None, "dlib CNN face detector model file (mmod_human_face_detector.dat) instead of HOG."),
