@@ -220,9 +220,10 @@ def _evenly_spaced(path: str, n: int, duration: float | None, timeout_s: float, 
     the frames no other frame predicts from, which by definition changes no pixel of the
     frames kept, and on x264 clips (B-frames, b-pyramid) halves the decoding (measured on
     the labelled clips: 206 CPU-s decoding every frame, 110 CPU-s the reference frames,
-    one thread). Decoding still starts at the first frame: input seeking (`-ss`) decoded
-    some FaceForensics++ clips with errors (frames not bit-exact), so it is not used, and
-    FFmpeg stops at the last pick. One thread: the build runs one decoder per core already.
+    one thread). Skipping every B-frame (`bidir`) is not exact: on FF++ and DFD clips
+    P-frames predict from referenced B-frames. Decoding still starts at the first frame:
+    input seeking (`-ss`) decoded some FaceForensics++ clips with errors (frames not
+    bit-exact), so it is not used, and FFmpeg stops at the last pick. One thread: the build runs one decoder per core already.
     """
     if not duration or duration <= 0:
         raise DecodeError("no_keyframes", "unknown duration: cannot space extra frames")
