@@ -50,6 +50,7 @@ import itertools
 import math
 import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import ffmpeg
@@ -161,20 +162,30 @@ def build_demo_videos(
     for label in ("real", "fake"):
         os.makedirs(os.path.join(root, label), exist_ok=True)
     videos = []
-    for c, clip in enumerate(clips):
-        group = f"{clip.identity}-c{clip.index}"
-        split = _split(clip.index, clips_per_identity)
-        rng = np.random.default_rng([seed, c, 2])
-        # Swaps and re-syntheses alternate, shifted per identity so val and test get both.
-        swap = (clip.index + identities.index(clip.identity)) % 2 == 0
-        donors = [photo for photo in photos if photo.identity != clip.identity]
-        donor = donors[clip.index % len(donors)] if swap else None
-        fake_name = f"{group}-swap-{donor.identity}" if donor else f"{group}-resynth"
-        fake = _fake_frames(clip, donor, rng)
-        for label, name, frames in (("real", group, clip.noisy), ("fake", fake_name, fake)):
-            path = os.path.join(root, label, f"{name}.mp4")
-            _encode(frames, path, clip.fps, gop)
-            videos.append(DemoVideo(path, label, split, group, math.ceil(len(frames) / gop)))
+    # FFmpeg encodes one clip while Python renders the next (the same bytes, sooner): Python
+    # would otherwise wait for every encode. One clip's encodes in flight at a time keeps at
+    # most two clips' frames in memory.
+    with ThreadPoolExecutor(max_workers=1) as encoder:
+        pending: list[Future] = []
+        for c, clip in enumerate(clips):
+            group = f"{clip.identity}-c{clip.index}"
+            split = _split(clip.index, clips_per_identity)
+            rng = np.random.default_rng([seed, c, 2])
+            # Swaps and re-syntheses alternate, shifted per identity so val and test get both.
+            swap = (clip.index + identities.index(clip.identity)) % 2 == 0
+            donors = [photo for photo in photos if photo.identity != clip.identity]
+            donor = donors[clip.index % len(donors)] if swap else None
+            fake_name = f"{group}-swap-{donor.identity}" if donor else f"{group}-resynth"
+            fake = _fake_frames(clip, donor, rng)
+            for job in pending:
+                job.result()  # raises the previous clip's encode error, if any
+            pending = []
+            for label, name, frames in (("real", group, clip.noisy), ("fake", fake_name, fake)):
+                path = os.path.join(root, label, f"{name}.mp4")
+                pending.append(encoder.submit(_encode, frames, path, clip.fps, gop))
+                videos.append(DemoVideo(path, label, split, group, math.ceil(len(frames) / gop)))
+        for job in pending:
+            job.result()
     _write_manifest(root, videos)
     return videos
 
