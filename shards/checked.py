@@ -47,6 +47,12 @@ def _read_whole(url: str, expected: int | None) -> Iterator[Sample]:
         for raw in group_by_keys(tar_file_expander([{"url": url, "stream": stream}])):
             yield decode_pair(raw)
             count += 1
+    check_length(count, expected)
+
+
+def check_length(count: int, expected: int | None) -> None:
+    """A shard read whole must hold the count its `_info.json` entry gives (None: unknown):
+    fewer means a truncated or replaced file, which a tar reader alone cannot tell."""
     if expected is not None and count != expected:
         raise ValueError(f"holds {count} samples, _info.json says {expected}")
 

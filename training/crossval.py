@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from shards.checked import bad_shard
+from shards.checked import bad_shard, check_length
 from shards.info import INFO_NAME, ShardRecord, build_info, dumps_info
 from shards.raw import Members, RawSample, stream_members
 from shards.source import ShardSource, open_shards
@@ -104,8 +104,7 @@ def _shard_pairs(url: str, length: int) -> dict[str, Pair]:
     with wds.gopen(url, "rb") as f:
         found = {key: Pair(key, members, json.loads(next(data for name, data in members if name.endswith(".json"))))
                  for key, members in stream_members(f).items()}
-    if len(found) != length:
-        raise ValueError(f"holds {len(found)} samples, _info.json says {length}")
+    check_length(len(found), length)
     return found
 
 
