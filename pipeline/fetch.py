@@ -54,16 +54,22 @@ def within(timeout_s: float, step: Callable[[], T], what: str) -> T:
     return outcome["value"]  # type: ignore[return-value]
 
 
+def require_regular(path: str) -> None:
+    """Raise NotAFile unless the local `path` is a regular file, judged by its stat alone:
+    opening a FIFO would wait for a writer for ever."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = "directory" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+        raise NotAFile(f"{kind}, not a regular file")
+
+
 def readable_size(path: str) -> int:
     """The file's size, after proving it can be read: opening it raises the error that
     names why not (FileNotFoundError when it vanished after listing, PermissionError, or
     OSError for a link loop), which ffmpeg would only report as exit 1. Anything but a
     regular file is refused from its stat, before an open() that could block forever (a
     FIFO waits for a writer)."""
-    mode = os.stat(path).st_mode
-    if not stat.S_ISREG(mode):
-        kind = "directory" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
-        raise NotAFile(f"{kind}, not a regular file")
+    require_regular(path)
     with open(path, "rb") as f:
         f.read(1)
         return os.fstat(f.fileno()).st_size

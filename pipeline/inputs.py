@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.fetch import NotAFile, require_regular
 from pipeline.splits import assign_groups
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
@@ -61,6 +62,13 @@ def _stem(name: str) -> str:
 
 
 def _read_text(path: str) -> str:
+    """A manifest's or label file's text. A local one must be a regular file: a FIFO named
+    `metadata.json` would block the driver's open() for ever."""
+    if "://" not in path:
+        try:
+            require_regular(path)
+        except NotAFile as e:
+            raise InputError(f"{path}: {e}") from e
     with FileSystems.open(path) as f:
         return io.TextIOWrapper(f, encoding="utf-8").read()
 

@@ -48,6 +48,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--shard-size", int, 2000, "Pairs per shard (~25 KB each at 64 px: ~50 MB shards)."),
     Option("--min-shards", int, 16, "Each split gets at least this many shards (when it has that many pairs), so loader workers x GPUs all get data."),
     Option("--ffmpeg-timeout", float, 600.0, "Seconds one ffmpeg call, or reading the video file (stat, open, copy of a remote object), may take before the video is recorded as a timeout."),
+    Option("--list-timeout", float, 600.0, "Seconds the driver may take listing --input and reading its manifest and label files (a stalled mount or bucket) before the build stops with an error."),
     Option("--max-frame-pixels", int, 40_000_000, "FFmpeg refuses frames larger than this many pixels (frame_too_large), bounding memory per worker."),
     Option("--max-failure-rate", float, 1.0, "Exit non-zero when more than this fraction of input videos gave no pair."),
     Option("--verbose", bool, False, "Show Beam's and gRPC's own INFO logs, the local SDK workers' included (default: their warnings and errors only)."),

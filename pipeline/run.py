@@ -18,7 +18,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from pipeline.inputs import list_videos
+from pipeline.fetch import within
+from pipeline.inputs import InputError, VideoRecord, list_videos
 from pipeline.logs import HARNESS_LEVEL_OPTION, configure_logs, harness_log_level
 from pipeline.options import BuildShardsOptions
 from pipeline.progress import BuildProgress
@@ -74,12 +75,23 @@ def _runner(options: PipelineOptions):
     return std.runner
 
 
+def list_inputs(input_spec: str, timeout_s: float) -> list[VideoRecord]:
+    """`list_videos` under `--list-timeout`: a listing or a manifest read that stalls (a hung
+    mount, a bucket that stops answering) stops the build with an error naming the input,
+    instead of hanging before any video is looked at. The worker-side steps have their own
+    per-video limit (`pipeline.fetch`)."""
+    try:
+        return within(timeout_s, lambda: list_videos(input_spec), f"listing {input_spec}")
+    except TimeoutError as e:
+        raise InputError(f"{e}: is a mount or bucket stalled? Check the path, or give --list-timeout more seconds") from e
+
+
 def build_pipeline(options: PipelineOptions) -> tuple[beam.Pipeline, int]:
     """The whole build as a pipeline for `options`' runner, not yet run; and the number
     of input videos (listed here, on the driver: their records are the pipeline's input)."""
     build = options.view_as(BuildShardsOptions)
     extract = build.extract_options()
-    records = list_videos(build.input)
+    records = list_inputs(build.input, build.list_timeout)
     extra = {
         "input": build.input,
         "label_convention": {"real": 0, "fake": 1},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -53,12 +54,16 @@ def make_pair(index: int, fake: bool, split: str, size: int, video: str | None =
 
 
 def make_shards(root: str, counts: dict[str, int], shards_per_split: int = 2, size: int = 32, fake_every: int = 2,
-                visible_fakes: bool = False) -> str:
-    """Write `counts[split]` pairs per split over `shards_per_split` shards, plus `_info.json`."""
+                visible_fakes: bool = False, group_of: Callable[[int, str], str] | None = None) -> str:
+    """Write `counts[split]` pairs per split over `shards_per_split` shards, plus `_info.json`.
+    `group_of(index, label)` regroups pairs (by default each video is its own group)."""
     records = []
     for split, n in counts.items():
         os.makedirs(os.path.join(root, split), exist_ok=True)
         samples = [make_pair(i, i % fake_every == 1, split, size, visible=visible_fakes) for i in range(n)]
+        for i, sample in enumerate(samples):
+            if group_of:
+                sample.meta["group"] = group_of(i, sample.meta["label"])
         for s in range(shards_per_split):
             part = samples[s::shards_per_split]
             name = f"{split}/{shard_name(s)}"

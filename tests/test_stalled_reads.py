@@ -8,6 +8,9 @@ import shutil
 import threading
 import time
 
+import pytest
+
+from pipeline.inputs import InputError
 from pipeline.run import run
 from shards.info import split_urls
 from shards.reader import iter_pairs
@@ -54,3 +57,35 @@ def test_a_stalled_read_is_a_timeout_record_and_the_others_give_pairs(demo_set, 
     in_shards = {p["meta"]["video"] for s in result.info["splits"] for p in iter_pairs(split_urls(str(out), s))}
     assert in_shards == set(NEIGHBOURS)
     assert result.info["videos"] == {"total": 4, "with_pairs": 3, "without_pairs": 1}
+
+
+def test_a_stalled_manifest_read_on_the_driver_is_an_error_within_the_list_timeout(tmp_path, monkeypatch):
+    root = tmp_path / "objects"
+    os.makedirs(root / "bucket")
+    stalled = str(root / "bucket" / "MANIFEST.csv")
+    os.mkfifo(stalled)
+    monkeypatch.setenv(remotefs.ROOT_ENV, str(root))
+    safety = threading.Timer(RELEASE_AFTER_S, _release, [stalled])
+    safety.start()
+    try:
+        start = time.perf_counter()
+        with pytest.raises(InputError) as err:
+            run(["--input", "testfs://bucket/MANIFEST.csv", "--output", str(tmp_path / "out"), "--list-timeout", "2",
+                 "--beam_plugins", remotefs.__name__])
+        seconds = time.perf_counter() - start
+    finally:
+        safety.cancel()
+        _release(stalled)
+    assert seconds < 30
+    message = str(err.value)
+    assert "testfs://bucket/MANIFEST.csv" in message and "longer than 2 s" in message and "--list-timeout" in message
+    assert not os.path.exists(tmp_path / "out" / "_info.json")
+
+
+def test_a_fifo_label_file_in_a_local_input_folder_is_refused_without_opening_it(demo_set, tmp_path):
+    folder = tmp_path / "videos"
+    os.makedirs(folder / "real")
+    shutil.copy(os.path.join(demo_set[0], NEIGHBOURS[0]), folder / NEIGHBOURS[0])
+    os.mkfifo(folder / "metadata.json")  # where a DFDC folder keeps its labels
+    with pytest.raises(InputError, match="metadata.json: FIFO, not a regular file"):
+        run(["--input", str(folder), "--output", str(tmp_path / "out")])

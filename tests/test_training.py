@@ -147,6 +147,26 @@ def test_balance_evens_out_classes(tmp_path):
     assert 0.4 < labels.float().mean().item() < 0.6
 
 
+def test_balance_by_group_evens_out_classes_within_groups_and_drops_one_class_groups(tmp_path):
+    # pairs 0-299 in five groups of 15 fakes and 45 reals each; 300-399 in groups of one class
+    group_of = lambda i, label: f"only-{label}" if i >= 300 else f"g{i % 5}"  # noqa: E731
+    root = make_shards(str(tmp_path), {"train": 400}, shards_per_split=2, size=16, fake_every=4, group_of=group_of)
+    loader, batches = train_loader(root, batch_size=10, epoch=0, balance=True, balance_by="group", shuffle_buffer=50)
+    cells: dict[tuple[str, int], int] = {}
+    for batch in loader:
+        for meta, cls in zip(batch["meta"], batch["cls"].tolist()):
+            cells[meta["group"], cls] = cells.get((meta["group"], cls), 0) + 1
+    assert batches == 5 * 2 * 15 // 10 and sum(cells.values()) == 150
+    assert {g for g, _ in cells} == {f"g{k}" for k in range(5)}  # the one-class groups train nothing
+    for k in range(5):
+        real, fake = cells.get((f"g{k}", 0), 0), cells.get((f"g{k}", 1), 0)
+        assert 0.5 < real / max(fake, 1) < 2.0, (k, real, fake)
+    with pytest.raises(ValueError) as err:  # no group holds both classes
+        only = make_shards(str(tmp_path / "only"), {"train": 40}, shards_per_split=2, size=16, group_of=lambda i, label: label)
+        train_loader(only, batch_size=10, epoch=0, balance=True, balance_by="group")
+    assert "within groups" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_cli_evaluate_and_visualize_write_what_they_promise(trained, shards, tmp_path):
     runner = CliRunner()
     out = tmp_path / "eval"

@@ -114,6 +114,9 @@ _on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"
               help="shards: train on the shards' fakes (and --self-blend); self-blend: train on the real pairs alone, "
                    "--self-blend of each batch turned into self-blended fakes (the shards' fakes still score validation).")
 @click.option("--balance/--no-balance", default=True, show_default=True, help="Downsample the majority class so real and fake are seen equally often.")
+@click.option("--balance-by", type=click.Choice(["class", "group"]), default="class", show_default=True,
+              help="class: real and fake equally often over the split; group: as many fakes as reals within each group "
+                   "(identity/source video), groups of one class left out, so a clip's source is no cue.")
 @click.option("--noise-stats/--no-noise-stats", default=False, show_default=True,
               help="Give the head the noise levels of face and background beside the similarity matrix (a cosine, "
                    "blind to how strong each noise is).")

@@ -4,7 +4,7 @@ Training stream, per rank and DataLoader worker:
   shard URLs reshuffled every pass, seeded by (seed, epoch, pass)   -> same order on all ranks
   -> wds.split_by_node -> wds.split_by_worker                      -> disjoint shards
   -> shards.checked.checked_pairs: whole shards, counted, decoded  -> uint8 HxWx3, no float
-  -> [balance_classes] -> shuffle buffer -> [horizontal flip] -> batches of uint8 tensors
+  -> [keep_at_random: balance classes] -> shuffle buffer -> [horizontal flip] -> batches of uint8 tensors
 The shard list repeats forever and the loader stops after a fixed number of batches, the
 same on every rank, so DDP ranks never wait on one that ran dry (webdataset #188, #65).
 Every random stage draws from a generator seeded by (seed, epoch, rank, worker): a run
@@ -16,6 +16,7 @@ A corrupt or truncated shard stops the loader with its name, or is skipped with 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+import json
 from itertools import count
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 import webdataset as wds
 
-from shards.checked import checked_pairs
+from shards.checked import bad_shard, checked_pairs
 from shards.source import ShardSource, open_shards
 from shards.schema import CLS_FAKE, CLS_REAL
 
@@ -64,8 +65,9 @@ def only_class(cls: int) -> Stage:
     return stage
 
 
-def balance_classes(keep_fraction: dict[int, float], seed: int, epoch: int) -> Stage:
-    """Drop samples of the majority class at random so real and fake arrive equally often.
+def keep_at_random(keep_fraction: Callable[[Sample], float], seed: int, epoch: int) -> Stage:
+    """Keep each sample with the probability `keep_fraction` gives it: how the class and
+    group balancing downsample.
 
     Downsampling keeps memory bounded on an endless stream, unlike holding back the
     majority class until the minority catches up.
@@ -74,7 +76,7 @@ def balance_classes(keep_fraction: dict[int, float], seed: int, epoch: int) -> S
     def stage(src: Iterable[Sample]) -> Iterator[Sample]:
         rng = _rng(seed, epoch, 1)
         for sample in src:
-            if rng.random() < keep_fraction.get(sample["cls"], 1.0):
+            if rng.random() < keep_fraction(sample):
                 yield sample
 
     return stage
@@ -137,6 +139,52 @@ def class_keep_fraction(class_counts: dict[str, int]) -> tuple[dict[int, float],
     return {c: low / k for c, k in n.items()}, 2 * low
 
 
+def group_class_counts(urls: list[str], on_bad_shard: str = "stop") -> dict[tuple[str, int], int]:
+    """{(group, cls): pairs} over the shards, from their json members (no image is decoded):
+    one read of the split before training, which `--balance-by group` needs. A shard that
+    fails to read stops it or is left out, as `on_bad_shard` says."""
+    counts: dict[tuple[str, int], int] = {}
+    for url in urls:
+        try:
+            metas = [json.loads(s["json"]) for s in wds.DataPipeline(wds.SimpleShardList([url]), wds.tarfile_to_samples())]
+        except Exception as exc:  # as in shards.checked: any read or parse error means "this shard is bad"
+            bad_shard(url, exc, on_bad_shard)
+            continue
+        for meta in metas:
+            cell = (meta["group"], CLS_FAKE if meta["label"] == "fake" else CLS_REAL)
+            counts[cell] = counts.get(cell, 0) + 1
+    return counts
+
+
+def group_keep_fraction(counts: dict[tuple[str, int], int]) -> tuple[dict[tuple[str, int], float], int]:
+    """(keep probability per (group, cls), samples kept per pass) that give every group as
+    many real as fake pairs, and drop the groups that hold one class only.
+
+    Within a group (an identity, a source video) the real and the fake clips share where
+    they came from: camera, compression, background. Balanced there, a cue of the source
+    tells nothing, and only what the swap changed is left to learn. A group of one class is
+    all source and no contrast, so it is left out of training (it still validates).
+    """
+    groups = {group for group, _ in counts}
+    low = {g: min(counts.get((g, CLS_REAL), 0), counts.get((g, CLS_FAKE), 0)) for g in groups}
+    keep = {(g, c): low[g] / n for (g, c), n in counts.items()}
+    return keep, 2 * sum(low.values())
+
+
+def _too_few_pairs_hint(samples: int, batch_size: int, world: int, balance: bool, balance_by: str, reals_only: bool) -> str:
+    """Why an epoch holds less than one batch, and the options that fix it."""
+    fixes = [f"--batch-size {samples // world}"] if samples >= world else []
+    if reals_only:
+        why, fixes = " (training on its real pairs alone)", fixes + ["--fake-source shards"]
+    elif balance and balance_by == "group":
+        why, fixes = " (balancing within groups keeps as many fakes as reals of each group that holds both)", fixes + ["--balance-by class"]
+    elif balance:
+        why, fixes = f" (balancing keeps 2 x the {samples // 2} pairs of the smaller class)", fixes + ["--no-balance"]
+    else:
+        why = ""
+    return f"{why}, fewer than one batch of {batch_size} x {world} rank(s); use {' or '.join(fixes) or 'fewer ranks or more pairs'}"
+
+
 def train_loader(
     root: str | ShardSource,
     split: str = "train",
@@ -146,6 +194,7 @@ def train_loader(
     seed: int = 0,
     workers: int = 0,
     balance: bool = False,
+    balance_by: str = "class",
     reals_only: bool = False,
     flip: bool = True,
     shuffle_buffer: int = 2000,
@@ -154,7 +203,8 @@ def train_loader(
     """(loader for one epoch of this rank, batches it yields): fixed per epoch and rank.
 
     `reals_only` drops the shards' fakes (the trainer then makes its own, `--fake-source
-    self-blend`); `balance` evens out real and fake otherwise.
+    self-blend`); `balance` evens out real and fake otherwise, over the split
+    (`balance_by="class"`) or within each group (`"group"`, see `group_keep_fraction`).
 
     `root` is what `--shards` takes (a shard root or a brace pattern), or those shards
     already opened by `shards.source.open_shards`."""
@@ -175,21 +225,20 @@ def train_loader(
     if reals_only:
         samples = entry.get("class_counts", {}).get("real", 0)
         stages.append(only_class(CLS_REAL))
+    elif balance and balance_by == "group":
+        keep_cell, samples = group_keep_fraction(group_class_counts(urls, on_bad_shard))
+        stages.append(keep_at_random(lambda s: keep_cell[s["meta"]["group"], s["cls"]], seed, epoch))
     elif balance:
-        keep, samples = class_keep_fraction(entry.get("class_counts", {}))
-        stages.append(balance_classes(keep, seed, epoch))
+        keep_cls, samples = class_keep_fraction(entry.get("class_counts", {}))
+        stages.append(keep_at_random(lambda s: keep_cls[s["cls"]], seed, epoch))
     stages.append(seeded_shuffle(shuffle_buffer, seed, epoch))
     if flip:
         stages.append(horizontal_flip(seed, epoch))
     stages.append(wds.batched(batch_size, collation_fn=collate_pairs, partial=False))
     batches = samples // (world * batch_size)
     if batches == 0:
-        balanced = balance and not reals_only
-        why = (f"balancing keeps 2 x the {samples // 2} pairs of the smaller class" if balanced
-               else "training on its real pairs alone" if reals_only else "")
-        fix = f"--batch-size {max(1, samples // world)}" + (" or --no-balance" if balanced else "")
         raise ValueError(f"{source.spec}: split {split!r} gives {samples} pairs an epoch"
-                         f"{f' ({why})' if why else ''}, fewer than one batch of {batch_size} x {world} rank(s); use {fix}")
+                         f"{_too_few_pairs_hint(samples, batch_size, world, balance, balance_by, reals_only)}")
     loader = wds.WebLoader(wds.DataPipeline(*stages), batch_size=None, num_workers=workers, collate_fn=_already_collated)
     return loader.with_epoch(batches), batches
 

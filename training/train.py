@@ -69,6 +69,7 @@ class TrainConfig:
     workers: int = 2
     device: str | None = None
     balance: bool = True
+    balance_by: str = "class"  # BALANCE_BY: even out real and fake over the split, or within each group
     input_size: int = 64
     noise_stats: bool = False  # the head also reads face and background noise levels (training.model.noise_statistics)
     val_split: str = "val"
@@ -78,6 +79,7 @@ class TrainConfig:
 
 
 LR_SCHEDULES = ("cosine", "constant")
+BALANCE_BY = ("class", "group")
 # Where training fakes come from: the shards' own (plus --self-blend of the reals), or only
 # reals self-blended, so no fake-only source, generator or identity can be learnt as the cue.
 FAKE_SOURCES = ("shards", "self-blend")
@@ -208,6 +210,8 @@ def _check_options(config: TrainConfig) -> None:
         raise ValueError(f"self-blend fraction must be in [0, 1], got {config.self_blend}")
     if not 0.0 <= config.recompress <= 1.0:
         raise ValueError(f"--recompress is a share of pairs, in [0, 1]; got {config.recompress}")
+    if config.balance_by not in BALANCE_BY:
+        raise ValueError(f"balance by must be one of {BALANCE_BY}, got {config.balance_by!r}")
     if config.fake_source not in FAKE_SOURCES:
         raise ValueError(f"fake source must be one of {FAKE_SOURCES}, got {config.fake_source!r}")
     if config.fake_source == "self-blend" and not 0.0 < config.self_blend < 1.0:
@@ -284,7 +288,7 @@ def run_training(config: TrainConfig) -> TrainResult:
             group["lr"] = epoch_lr(config, epoch)
         loader, batches = train_loader(
             source, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed,
-            workers=config.workers, balance=config.balance, reals_only=config.fake_source == "self-blend",
+            workers=config.workers, balance=config.balance, balance_by=config.balance_by, reals_only=config.fake_source == "self-blend",
             shuffle_buffer=config.shuffle_buffer,
             on_bad_shard=config.on_bad_shard,
         )
