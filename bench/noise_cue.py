@@ -1,0 +1,92 @@
+"""Is there a noise mismatch in these shards at all? A hand-made cue, nothing learnt.
+
+    python bench/noise_cue.py --shards dev-shards
+
+The cue is the log ratio of face to background high-pass energy (a 4-neighbour Laplacian),
+averaged over a video's pairs: a swapped face is re-rendered and blended, so it should
+carry less of the camera's and codec's fine noise than its own background. It is scored
+two ways:
+- across videos, as a detector would have to use it (one threshold for every video):
+  video AUC of minus the cue, overall and per dataset;
+- within groups, where real and fake share identity, camera, compression and (in FF++)
+  the very background: the share of fakes whose cue lies below their own group's real
+  video(s), per manipulation method. 0.5 is no signal.
+A cue that wins within groups but not across them exists, yet is smaller than how much
+the same quantity differs from one source to the next: that is what a detector of single
+videos has to overcome on small real sets.
+"""
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+import numpy as np
+
+from shards.reader import iter_pairs
+from shards.source import open_shards
+from training.metrics import roc_auc
+
+
+def high_pass_energy(square: np.ndarray) -> float:
+    """Mean squared 4-neighbour Laplacian of the grey image: its finest-scale energy."""
+    g = square.astype(np.float32).mean(axis=2)
+    lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
+    return float((lap**2).mean()) + 1e-6
+
+
+def video_cues(spec: str) -> dict[str, dict]:
+    """{video: {cue, label, group, dataset, method}} over every split of the shards."""
+    source = open_shards(spec)
+    ratios: dict[str, list[float]] = defaultdict(list)
+    meta: dict[str, dict] = {}
+    for split in source.info["splits"]:
+        for pair in iter_pairs(source.urls(split)):
+            video = pair["meta"]["video"]
+            ratios[video].append(np.log(high_pass_energy(pair["face"]) / high_pass_energy(pair["background"])))
+            meta[video] = pair["meta"]
+    return {v: {"cue": float(np.mean(r)), **{k: meta[v].get(k) for k in ("label", "group", "dataset", "method")}}
+            for v, r in ratios.items()}
+
+
+def across_videos(videos: dict[str, dict]) -> dict[str, tuple[float, int, int]]:
+    """{'all' or dataset: (video AUC of -cue, reals, fakes)}, where both classes are present."""
+    out = {}
+    for name in ["all", *sorted({v["dataset"] for v in videos.values()})]:
+        chosen = [v for v in videos.values() if name == "all" or v["dataset"] == name]
+        labels = np.array([v["label"] == "fake" for v in chosen], dtype=np.int64)
+        if 0 < labels.sum() < len(labels):
+            out[name] = (roc_auc(labels, -np.array([v["cue"] for v in chosen])), int((labels == 0).sum()), int(labels.sum()))
+    return out
+
+
+def within_groups(videos: dict[str, dict]) -> dict[str, tuple[float, int]]:
+    """{'all' or method: (share of fakes below their group's mean real cue, fakes)}."""
+    reals: dict[str, list[float]] = defaultdict(list)
+    for v in videos.values():
+        if v["label"] == "real":
+            reals[v["group"]].append(v["cue"])
+    wins: dict[str, list[bool]] = defaultdict(list)
+    for v in videos.values():
+        if v["label"] == "fake" and v["group"] in reals:
+            below = v["cue"] < np.mean(reals[v["group"]])
+            wins["all"].append(below)
+            wins[v["method"] or v["dataset"]].append(below)
+    return {k: (float(np.mean(w)), len(w)) for k, w in sorted(wins.items())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shards", required=True, help="shard root, URL or brace pattern (all splits are read)")
+    args = ap.parse_args()
+    videos = video_cues(args.shards)
+    print(f"{len(videos)} videos with pairs")
+    print("\nacross videos (one threshold for all): video AUC of the cue")
+    for name, (auc, reals, fakes) in across_videos(videos).items():
+        print(f"  {name:18s} {auc:.3f}  ({reals} real, {fakes} fake)")
+    print("\nwithin groups: share of fakes whose cue is below their own group's real video(s)")
+    for name, (share, fakes) in within_groups(videos).items():
+        print(f"  {name:18s} {share:.2f}  ({fakes} fakes)")
+
+
+if __name__ == "__main__":
+    main()
