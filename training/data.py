@@ -15,8 +15,8 @@ A corrupt or truncated shard stops the loader with its name, or is skipped with 
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
 import json
+from collections.abc import Callable, Iterable, Iterator
 from itertools import count
 from typing import Any
 
@@ -26,7 +26,7 @@ import webdataset as wds
 
 from shards.checked import bad_shard, checked_pairs
 from shards.source import ShardSource, open_shards
-from shards.schema import CLS_FAKE, CLS_REAL
+from shards.schema import CLS_FAKE, CLS_REAL, LABEL_TO_CLS
 
 Sample = dict[str, Any]
 Stage = Callable[[Iterable[Sample]], Iterator[Sample]]
@@ -151,7 +151,7 @@ def group_class_counts(urls: list[str], on_bad_shard: str = "stop") -> dict[tupl
             bad_shard(url, exc, on_bad_shard)
             continue
         for meta in metas:
-            cell = (meta["group"], CLS_FAKE if meta["label"] == "fake" else CLS_REAL)
+            cell = (meta["group"], LABEL_TO_CLS[meta["label"]])
             counts[cell] = counts.get(cell, 0) + 1
     return counts
 
