@@ -54,8 +54,7 @@ def run_demo(output: str, *, seed: int = 0, preset: str = "tiny", epochs: int = 
 
     t = _stage(2, "build-shards: keyframes -> faces -> face/background pairs -> WebDataset shards")
     built = build(["--input", os.path.join(paths["videos"], "manifest.csv"), "--output", paths["shards"],
-                   "--min-frames-per-video", str(frames_per_video), "--min-shards", "4",
-                   "--upsample", "1"])  # carphone is 176x144: its face needs one upsampling
+                   "--min-frames-per-video", str(frames_per_video), "--min-shards", "4"])
     counts = {k: v["class_counts"] for k, v in built.info["splits"].items()}
     click.echo(f"      pairs per split and class: {json.dumps(counts, sort_keys=True)}; "
                f"failures: {json.dumps(built.info['failures'])}; {built.keyframes_per_s:.1f} keyframes/s")

@@ -17,7 +17,8 @@ Where the window leaves the photo, the photo's edge is extended and blurred (an 
 backdrop) rather than mirrored, so no second face appears. The carphone video is used at its
 own size and rate; it is only cut into clips and re-encoded, because it holds a single
 I-frame. Its ~45 px faces are below the 80 px window of dlib's HOG detector, so finding them
-needs `FaceDetector(upsample=1)`.
+needs one upsampling step (`build-shards` takes it by itself on small frames where nothing
+is found).
 
 Fake videos: a face-swap simulation. A deepfake generator renders a face at low resolution
 and the swap pastes it into the target frame through a soft mask, so the face lacks the
@@ -40,7 +41,7 @@ All videos: libx264, yuv420p, CRF 18, a closed GOP of fixed length (`-g`, `-keyi
 flags and no metadata, so the same seed gives the same bytes.
 
 To build shards from them, give `build-shards` the manifest (the folder layout gives labels
-but not the clip groups) and `--upsample 1` (for carphone's faces).
+but not the clip groups).
 """
 from __future__ import annotations
 

@@ -3,7 +3,11 @@
 HOG cost grows with pixel count (~120 ms on a 1280x720 frame here, ~31 ms at half size),
 so frames larger than `max_side` are detected on a downscaled copy and the boxes mapped
 back to frame pixels. HOG misses faces under ~80 px, which downscaling can create (DFDC's
-1080p clips), so a frame with no face on the small copy is searched again at full size. Nothing is downloaded: the CNN detector only loads a model file the
+1080p clips), so a frame with no face on the small copy is searched again at full size.
+Small frames (longest side up to `SMALL_FRAME_SIDE`, CIF and QVGA clips) hold small faces:
+when nothing is found there, the frame is searched once more with one more upsampling step
+(4x the pixels, so only on frames that would otherwise have no face; `--upsample` would pay
+it on every frame). Nothing is downloaded: the CNN detector only loads a model file the
 user names.
 """
 from __future__ import annotations
@@ -13,6 +17,8 @@ from dataclasses import dataclass
 import dlib
 import numpy as np
 from PIL import Image
+
+SMALL_FRAME_SIDE = 400  # px: up to 352x288 CIF and 400x300; VGA and larger are searched as they are
 
 
 @dataclass(frozen=True)
@@ -57,9 +63,14 @@ class FaceDetector:
         found = self._detect_at(frame, scale)
         if not found and scale < 1.0:
             found = self._detect_at(frame, 1.0)
+        if not found and max(h, w) <= SMALL_FRAME_SIDE:
+            found = self._detect_at(frame, 1.0, self.upsample + 1)
         return found
 
-    def _detect_at(self, frame: np.ndarray, scale: float) -> list[Detection]:
+    def _detect_at(self, frame: np.ndarray, scale: float, upsample: int | None = None) -> list[Detection]:
+        """Faces found on `frame` resized by `scale` (<= 1), HOG/CNN upsampling `upsample`
+        times (default: the detector's own), in frame pixels."""
+        upsample = self.upsample if upsample is None else upsample
         h, w = frame.shape[:2]
         small = frame
         if scale < 1.0:
@@ -67,9 +78,9 @@ class FaceDetector:
             small = np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BILINEAR))
         small = np.ascontiguousarray(small)
         if self._cnn is not None:
-            found = [(d.rect, float(d.confidence)) for d in self._cnn(small, self.upsample)]
+            found = [(d.rect, float(d.confidence)) for d in self._cnn(small, upsample)]
         else:
-            rects, scores, _ = self._hog.run(small, self.upsample, 0.0)
+            rects, scores, _ = self._hog.run(small, upsample, 0.0)
             found = list(zip(rects, scores))
         detections = []
         for rect, score in found:

@@ -2,11 +2,12 @@
 import importlib.util
 import os
 
+import dlib
 import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.faces import FaceDetector
+from pipeline.faces import SMALL_FRAME_SIDE, FaceDetector
 from pipeline.geometry import background_square, face_square, overlaps
 from pipeline.pairs import ExtractOptions, crop_square, frame_pairs
 from tests.media import lavfi_video
@@ -37,6 +38,21 @@ def test_downscaled_detection_maps_back_to_frame_pixels():
     for a, b in zip((small_box.left, small_box.top, small_box.right, small_box.bottom),
                     (big_box.left, big_box.top, big_box.right, big_box.bottom)):
         assert abs(a * 3 - b) <= 6
+
+
+def test_a_small_frame_without_a_face_is_searched_again_upsampled_and_a_large_one_is_not():
+    image = _astronaut()
+    small = np.asarray(Image.fromarray(image).resize((256, 256), Image.Resampling.LANCZOS))  # face ~45 px
+    assert not dlib.get_frontal_face_detector()(small, 0)  # too small for HOG as it is
+    faces = FaceDetector().detect(small)
+    assert len(faces) == 1
+    full = FaceDetector().detect(image)[0]
+    for a, b in zip((faces[0].left, faces[0].top, faces[0].right, faces[0].bottom), (full.left, full.top, full.right, full.bottom)):
+        assert abs(a * 2 - b) <= 12  # the same face, at half the scale
+    # past SMALL_FRAME_SIDE the frame is not upsampled: the same small face on a big canvas stays unfound
+    canvas = np.zeros((SMALL_FRAME_SIDE + 1, SMALL_FRAME_SIDE + 1, 3), np.uint8)
+    canvas[:256, :256] = small
+    assert FaceDetector().detect(canvas) == []
 
 
 def test_no_face_in_a_test_pattern(tmp_path):
