@@ -6,11 +6,12 @@ simulated face swaps) -> `build-shards` -> `train-from-shards` (a small preset) 
 prints a line as it starts, so nobody wonders whether it hung; everything is seeded.
 
 Size: 8 clips of 4 s per identity (64 videos), 24 frames a video, 12 epochs of the tiny
-preset, about 4 min on 2 cores (making the videos 77 s, build-shards 45 s, training 99-123 s).
+preset, about 3.5 min on 2 cores (making the videos ~74 s, build-shards ~20 s, training 93-105 s).
 Smaller sets train faster but not reliably: with 4 clips of 2 s, 12 frames and 20 epochs,
-the loss sat at chance for some seeds; with clips of 2 s (gop 6, the rest as now) the demo
-took 178 s but seed 0 reached only val AUC 0.94 and test frame AUC 0.78 (1.000 and 0.964
-at this size); with 8 epochs seed 4 had not yet left chance.
+the loss sat at chance for some seeds; with clips of 2 s (gop 6, the rest as it was then,
+`--upsample 1` included) the demo took 178 s but seed 0 reached only val AUC 0.94 and test
+frame AUC 0.78 (1.000 and 0.964 at this size then); with 8 epochs seed 4 had not yet left
+chance.
 """
 from __future__ import annotations
 
