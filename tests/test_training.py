@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from shardgen import make_shards, read_jsonl
+from shards.source import open_shards
 from training.checkpoint import load_detector
 from training.cli import evaluate, pretrain_denoiser, train_from_shards, visualize
-from training.data import eval_loader, train_loader
+from training.data import eval_loader, group_class_counts, train_loader
 from training.predict import predict_pairs
 from training.train import TrainConfig, run_training
 
@@ -151,7 +152,8 @@ def test_balance_by_group_evens_out_classes_within_groups_and_drops_one_class_gr
     # pairs 0-299 in five groups of 15 fakes and 45 reals each; 300-399 in groups of one class
     group_of = lambda i, label: f"only-{label}" if i >= 300 else f"g{i % 5}"  # noqa: E731
     root = make_shards(str(tmp_path), {"train": 400}, shards_per_split=2, size=16, fake_every=4, group_of=group_of)
-    loader, batches = train_loader(root, batch_size=10, epoch=0, balance=True, balance_by="group", shuffle_buffer=50)
+    counts = group_class_counts(open_shards(root).urls("train"))
+    loader, batches = train_loader(root, batch_size=10, epoch=0, balance=True, group_counts=counts, shuffle_buffer=50)
     cells: dict[tuple[str, int], int] = {}
     for batch in loader:
         for meta, cls in zip(batch["meta"], batch["cls"].tolist()):
@@ -163,7 +165,7 @@ def test_balance_by_group_evens_out_classes_within_groups_and_drops_one_class_gr
         assert 0.5 < real / max(fake, 1) < 2.0, (k, real, fake)
     with pytest.raises(ValueError) as err:  # no group holds both classes
         only = make_shards(str(tmp_path / "only"), {"train": 40}, shards_per_split=2, size=16, group_of=lambda i, label: label)
-        train_loader(only, batch_size=10, epoch=0, balance=True, balance_by="group")
+        train_loader(only, batch_size=10, epoch=0, balance=True, group_counts=group_class_counts(open_shards(only).urls("train")))
     assert "within groups" in str(err.value) and "\n" not in str(err.value)
 
 

@@ -141,8 +141,9 @@ def class_keep_fraction(class_counts: dict[str, int]) -> tuple[dict[int, float],
 
 def group_class_counts(urls: list[str], on_bad_shard: str = "stop") -> dict[tuple[str, int], int]:
     """{(group, cls): pairs} over the shards, from their json members (no image is decoded):
-    one read of the split before training, which `--balance-by group` needs. A shard that
-    fails to read stops it or is left out, as `on_bad_shard` says."""
+    one read of the split, which `--balance-by group` needs once per run (the trainer counts
+    before its first epoch and hands the counts to every epoch's `train_loader`). A shard
+    that fails to read stops it or is left out, as `on_bad_shard` says."""
     counts: dict[tuple[str, int], int] = {}
     for url in urls:
         try:
@@ -171,12 +172,12 @@ def group_keep_fraction(counts: dict[tuple[str, int], int]) -> tuple[dict[tuple[
     return keep, 2 * sum(low.values())
 
 
-def _too_few_pairs_hint(samples: int, batch_size: int, world: int, balance: bool, balance_by: str, reals_only: bool) -> str:
+def _too_few_pairs_hint(samples: int, batch_size: int, world: int, balance: bool, by_group: bool, reals_only: bool) -> str:
     """Why an epoch holds less than one batch, and the options that fix it."""
     fixes = [f"--batch-size {samples // world}"] if samples >= world else []
     if reals_only:
         why, fixes = " (training on its real pairs alone)", fixes + ["--fake-source shards"]
-    elif balance and balance_by == "group":
+    elif balance and by_group:
         why, fixes = " (balancing within groups keeps as many fakes as reals of each group that holds both)", fixes + ["--balance-by class"]
     elif balance:
         why, fixes = f" (balancing keeps 2 x the {samples // 2} pairs of the smaller class)", fixes + ["--no-balance"]
@@ -194,7 +195,7 @@ def train_loader(
     seed: int = 0,
     workers: int = 0,
     balance: bool = False,
-    balance_by: str = "class",
+    group_counts: dict[tuple[str, int], int] | None = None,
     reals_only: bool = False,
     flip: bool = True,
     shuffle_buffer: int = 2000,
@@ -203,8 +204,9 @@ def train_loader(
     """(loader for one epoch of this rank, batches it yields): fixed per epoch and rank.
 
     `reals_only` drops the shards' fakes (the trainer then makes its own, `--fake-source
-    self-blend`); `balance` evens out real and fake otherwise, over the split
-    (`balance_by="class"`) or within each group (`"group"`, see `group_keep_fraction`).
+    self-blend`); `balance` evens out real and fake otherwise: over the split, or within
+    each group when `group_counts` gives the split's pairs per (group, cls)
+    (`group_class_counts`; see `group_keep_fraction`).
 
     `root` is what `--shards` takes (a shard root or a brace pattern), or those shards
     already opened by `shards.source.open_shards`."""
@@ -225,8 +227,8 @@ def train_loader(
     if reals_only:
         samples = entry.get("class_counts", {}).get("real", 0)
         stages.append(only_class(CLS_REAL))
-    elif balance and balance_by == "group":
-        keep_cell, samples = group_keep_fraction(group_class_counts(urls, on_bad_shard))
+    elif balance and group_counts is not None:
+        keep_cell, samples = group_keep_fraction(group_counts)
         stages.append(keep_at_random(lambda s: keep_cell[s["meta"]["group"], s["cls"]], seed, epoch))
     elif balance:
         keep_cls, samples = class_keep_fraction(entry.get("class_counts", {}))
@@ -238,7 +240,7 @@ def train_loader(
     batches = samples // (world * batch_size)
     if batches == 0:
         raise ValueError(f"{source.spec}: split {split!r} gives {samples} pairs an epoch"
-                         f"{_too_few_pairs_hint(samples, batch_size, world, balance, balance_by, reals_only)}")
+                         f"{_too_few_pairs_hint(samples, batch_size, world, balance, group_counts is not None, reals_only)}")
     loader = wds.WebLoader(wds.DataPipeline(*stages), batch_size=None, num_workers=workers, collate_fn=_already_collated)
     return loader.with_epoch(batches), batches
 

@@ -29,7 +29,7 @@ from shards.checked import require_pairs
 from shards.progress import ProgressLines
 from shards.source import ShardSource, open_shards
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.data import eval_loader, train_loader
+from training.data import eval_loader, group_class_counts, train_loader
 from training.detectors import architecture, build_detector
 from training.device import autocast, place_images, place_model, resolve_device
 from training.metrics import accuracy, finite_or_none, roc_auc
@@ -283,12 +283,15 @@ def run_training(config: TrainConfig) -> TrainResult:
 
     loss_fn = nn.CrossEntropyLoss()
     history: list[dict[str, float]] = []
+    # counted once: every epoch balances within groups by the same counts
+    group_counts = (group_class_counts(source.urls("train"), config.on_bad_shard)
+                    if config.balance and config.balance_by == "group" else None)
     for epoch in range(start_epoch, config.epochs):
         for group in optimizer.param_groups:
             group["lr"] = epoch_lr(config, epoch)
         loader, batches = train_loader(
             source, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed,
-            workers=config.workers, balance=config.balance, balance_by=config.balance_by, reals_only=config.fake_source == "self-blend",
+            workers=config.workers, balance=config.balance, group_counts=group_counts, reals_only=config.fake_source == "self-blend",
             shuffle_buffer=config.shuffle_buffer,
             on_bad_shard=config.on_bad_shard,
         )
