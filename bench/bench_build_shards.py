@@ -82,8 +82,8 @@ def extract_seconds(paths: list[str], every_frame: bool, min_frames: int = 0) ->
 
 def build_seconds(input_spec: str, output: str, cores: int, min_frames: int) -> tuple[float, int]:
     """(seconds, frames) of the whole Beam build, as `build-shards` runs it."""
-    beam_args = ["--direct_num_workers", str(cores), "--direct_running_mode", "multi_processing"]
-    result = run(["--input", input_spec, "--output", output, "--min-frames-per-video", str(min_frames), *beam_args])
+    result = run(["--input", input_spec, "--output", output, "--min-frames-per-video", str(min_frames),
+                  "--direct_num_workers", str(cores)])
     return result.seconds, result.info["keyframes"]
 
 

@@ -2,6 +2,7 @@
 (streaming, no whole-split buffering) and bounded per worker on 4K frames.
 
     python bench/bench_memory.py [--counts 4,16,48] [--seconds 4] [--workers 2] [--no-4k]
+                                 [--running-mode multi_threading|multi_processing]
 
 Encodes 720p face clips (`bench_build_shards.make_clips`) and one 4K clip of the same
 face, runs the `build-shards` console script on the first N clips for each N, and prints
@@ -9,7 +10,8 @@ for each run:
 - tree peak: the largest sum of RSS over build-shards and all its descendants (Beam's
   worker processes, ffmpeg), sampled from /proc every 20 ms;
 - driver, worker, ffmpeg: the sampled peak RSS of the build-shards process, of the
-  largest Beam worker process and of the largest ffmpeg process;
+  largest Beam worker process (none with the default `multi_threading`, whose workers are
+  threads of the driver) and of the largest ffmpeg process;
 - process peak: the largest peak RSS of any one process of the tree, exact, from
   getrusage(RUSAGE_CHILDREN) of a wrapper process that runs build-shards as its child;
 - processes: how many processes the tree ran in all, and which were alive at the tree peak.
@@ -107,7 +109,7 @@ class TreeSampler(threading.Thread):
             time.sleep(self.interval_s)
 
 
-def measure(videos: list[str], workers: int, work: str) -> dict[str, float]:
+def measure(videos: list[str], workers: int, mode: str, work: str) -> dict[str, float]:
     """Run build-shards on `videos` (linked into a fresh folder); its peaks and output size."""
     src = tempfile.mkdtemp(dir=work)
     os.makedirs(os.path.join(src, "real"))
@@ -115,7 +117,7 @@ def measure(videos: list[str], workers: int, work: str) -> dict[str, float]:
         os.symlink(v, os.path.join(src, "real", os.path.basename(v)))
     out = tempfile.mkdtemp(dir=work)
     cmd = [sys.executable, "-c", _WRAPPER, "build-shards", "--input", src, "--output", out,
-           "--direct_num_workers", str(workers), "--direct_running_mode", "multi_processing"]
+           "--direct_num_workers", str(workers), "--direct_running_mode", mode]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = TreeSampler(proc.pid)
@@ -147,6 +149,8 @@ def main() -> None:
     ap.add_argument("--gop", type=int, default=30)
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--no-4k", action="store_true", help="skip the 4K run")
+    ap.add_argument("--running-mode", default="multi_threading", choices=("multi_threading", "multi_processing"),
+                    help="the local runner's workers: threads of the driver (build-shards' default) or processes")
     args = ap.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
     root = os.path.join(tempfile.gettempdir(), f"noisetrace-bench-{max(counts)}x{args.seconds:g}s-g{args.gop}")
@@ -155,12 +159,12 @@ def main() -> None:
     if not args.no_4k:
         root4k = os.path.join(tempfile.gettempdir(), f"noisetrace-bench-4k-{args.seconds:g}s-g{args.gop}")
         runs.append(("1 x 4K", [make_4k_clip(root4k, args.seconds, args.gop)]))
-    print(f"build-shards, DirectRunner multi_processing, {args.workers} workers; RSS in MiB")
+    print(f"build-shards, DirectRunner {args.running_mode}, {args.workers} workers; RSS in MiB")
     print(f"{'input':>12} {'keyframes':>9} {'pairs':>6} {'seconds':>8} {'tree peak':>10} {'driver':>7} {'worker':>7} "
           f"{'ffmpeg':>7} {'process peak':>13} {'processes':>9}  processes alive at the tree peak")
     with tempfile.TemporaryDirectory() as work:
         for name, videos in runs:
-            r = measure(videos, args.workers, work)
+            r = measure(videos, args.workers, args.running_mode, work)
             print(f"{name:>12} {r['keyframes']:9d} {r['pairs']:6d} {r['seconds']:8.1f} {r['tree_peak_mib']:10.0f} "
                   f"{r['driver_mib']:7.0f} {r['worker_mib']:7.0f} {r['ffmpeg_mib']:7.0f} "
                   f"{r['process_peak_mib']:13.0f} {r['processes']:9d}  {r['peak_roles']}", flush=True)

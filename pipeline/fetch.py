@@ -32,8 +32,9 @@ def within(timeout_s: float, step: Callable[[], T], what: str) -> T:
     """`step()`'s result, or `TimeoutError` when it has not returned after `timeout_s`.
 
     A plain daemon thread, not a `ThreadPoolExecutor`: the executor's threads are joined
-    when the interpreter exits, so one stuck read would keep the worker process alive for
-    ever; a daemon thread is abandoned.
+    when the interpreter exits, so one stuck read would keep the process (a worker process,
+    or the driver whose threads the local workers are) alive for ever; a daemon thread is
+    abandoned.
     """
     outcome: dict[str, object] = {}
     finished = threading.Event()

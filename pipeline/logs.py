@@ -1,11 +1,14 @@
 """How much of Beam's and gRPC's own logging a build shows: WARNING and above, or, with
 `--verbose`, INFO too.
 
-The local runner's SDK workers are separate processes. They send their log records to the
-driver, which logs each one again, as a one-line dump of the protobuf, under
-`apache_beam.runners.portability.local_job_service`; their level is set in the pipeline
-options the workers are given (`default_sdk_harness_log_level`), so it reaches them.
-Without `--verbose` the workers log ERROR and above only: what else they say at start-up
+The local runner's SDK workers are threads of the driver (`pipeline.run`), so their log
+records are this process's own, under `apache_beam.runners.worker`, and the levels set here
+cover them. With `--direct_running_mode multi_processing` they are separate processes: they
+send their records to the driver, which logs each one again, as a one-line dump of the
+protobuf ("Worker: ..."), and their level is set in the pipeline options the workers are
+given (`default_sdk_harness_log_level`), so it reaches them.
+Without `--verbose` the workers log ERROR (processes) or WARNING (threads) and above only:
+what else they say at start-up
 ("Discarding unparseable args", "No semi_persistent_directory found", "Creating insecure
 control channel", ...) is said by every worker in every run and is about Beam's plumbing,
 not about the videos; a failing DoFn still fails the run with its traceback.

@@ -1,8 +1,12 @@
 """Build the shards: `python -m pipeline.run --input ... --output ... [Beam options]`.
 
-Locally the DirectRunner's own engine (the FnApiRunner) runs in multi-processing mode on
-all cores; it is used directly because the DirectRunner would first try to fetch the
-Prism runner binary, which fails offline. Any other `--runner` (DataflowRunner, Flink,
+Locally the DirectRunner's own engine (the FnApiRunner) runs one worker thread per core in
+this process; it is used directly because the DirectRunner would first try to fetch the
+Prism runner binary, which fails offline. Threads, not processes: the work is FFmpeg (a
+subprocess) and dlib's HOG, which releases the GIL, so two threads keep two cores busy,
+and a build does not pay for starting, importing in and stopping a worker process per
+core (1.7 s of a one-video build). `--direct_running_mode multi_processing` still gives
+processes. Any other `--runner` (DataflowRunner, Flink,
 Spark, ...) is passed to Beam unchanged.
 """
 from __future__ import annotations
@@ -60,11 +64,13 @@ def _runner(options: PipelineOptions):
         from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
         direct = options.view_as(DirectOptions)
-        if direct.direct_running_mode == "in_memory":  # Beam's default: one core only
-            direct.direct_num_workers = 0  # 0 = one worker per core
-            direct.direct_running_mode = "multi_processing"
-        # A bare FnApiRunner gives its worker processes no pipeline options, so they would
-        # not import `--beam_plugins` (filesystems for other schemes) nor configure
+        given = options.get_all_options(drop_default=True)
+        if "direct_running_mode" not in given:  # Beam's default, in_memory, uses one core only
+            direct.direct_running_mode = "multi_threading"
+            if "direct_num_workers" not in given:
+                direct.direct_num_workers = 0  # 0 = one worker per core
+        # A bare FnApiRunner gives worker processes (multi_processing) no pipeline options,
+        # so they would not import `--beam_plugins` (filesystems for other schemes) nor configure
         # FileSystems from the options (e.g. S3 credentials): hand them over as the
         # portable runners do. Their log level travels the same way (`pipeline.logs`).
         handed = options.get_all_options(drop_default=True)
