@@ -12,6 +12,7 @@ from typing import Any
 
 import webdataset as wds
 
+from shards.raw import Members, stream_members
 from shards.schema import BACKGROUND, CLS, FACE, META, decode_png
 
 
@@ -38,3 +39,15 @@ def iter_pairs(
         urls, shardshuffle=False, empty_check=False, handler=handler, nodesplitter=None
     ).map(decode_pair, handler=handler)
     yield from dataset
+
+
+def shard_members(url: str) -> dict[str, Members]:
+    """{key: tar members} of one shard, local or a URL, read front to back and decoding
+    nothing: for tools that need every sample's metadata or its exact bytes, not pixels."""
+    with wds.gopen(url, "rb") as f:
+        return stream_members(f)
+
+
+def sample_meta(members: Members) -> dict[str, Any]:
+    """The metadata (json member) of an undecoded sample."""
+    return json.loads(next(data for name, data in members if name.endswith("." + META)))

@@ -7,7 +7,7 @@ import pytest
 
 from shards.info import ShardRecord, build_info, split_urls
 from shards.raw import RawSample, read_members
-from shards.reader import iter_pairs
+from shards.reader import iter_pairs, sample_meta, shard_members
 from shards.schema import PairSample, check_key, make_key
 from shards.writer import shard_name, write_shard
 
@@ -71,10 +71,12 @@ def test_round_trip_through_webdataset(tmp_path):
     urls = split_urls(str(tmp_path), "train", info)
     got = {p["key"]: p for p in iter_pairs(urls)}
     assert len(got) == 5
+    members = shard_members(urls[0])  # the undecoded read tools use: same samples, same metadata
+    assert sorted(members) == sorted(got)
     for s in samples:
         p = got[s.key]
         assert np.array_equal(p["face"], s.face) and np.array_equal(p["background"], s.background)
-        assert p["cls"] == s.cls and p["meta"] == s.meta
+        assert p["cls"] == s.cls and p["meta"] == s.meta == sample_meta(members[s.key])
     with pytest.raises(ValueError, match="no shards for split 'val'"):
         split_urls(str(tmp_path), "val", info)
 

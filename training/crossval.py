@@ -35,7 +35,8 @@ import numpy as np
 
 from shards.checked import bad_shard, check_length
 from shards.info import INFO_NAME, ShardRecord, build_info, dumps_info
-from shards.raw import Members, RawSample, stream_members
+from shards.raw import Members, RawSample
+from shards.reader import sample_meta, shard_members
 from shards.source import ShardSource, open_shards
 from shards.writer import shard_name, write_shard
 
@@ -99,11 +100,7 @@ def load_pairs(spec: str | ShardSource, on_bad_shard: str = "stop") -> dict[str,
 
 def _shard_pairs(url: str, length: int) -> dict[str, Pair]:
     """{key: pair} of one shard, read front to back and counted against its index entry."""
-    import webdataset as wds
-
-    with wds.gopen(url, "rb") as f:
-        found = {key: Pair(key, members, json.loads(next(data for name, data in members if name.endswith(".json"))))
-                 for key, members in stream_members(f).items()}
+    found = {key: Pair(key, members, sample_meta(members)) for key, members in shard_members(url).items()}
     check_length(len(found), length)
     return found
 

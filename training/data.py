@@ -15,7 +15,6 @@ A corrupt or truncated shard stops the loader with its name, or is skipped with 
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 from itertools import count
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 import webdataset as wds
 
 from shards.checked import bad_shard, checked_pairs
+from shards.reader import sample_meta, shard_members
 from shards.source import ShardSource, open_shards
 from shards.schema import CLS_FAKE, CLS_REAL, LABEL_TO_CLS
 
@@ -147,7 +147,7 @@ def group_class_counts(urls: list[str], on_bad_shard: str = "stop") -> dict[tupl
     counts: dict[tuple[str, int], int] = {}
     for url in urls:
         try:
-            metas = [json.loads(s["json"]) for s in wds.DataPipeline(wds.SimpleShardList([url]), wds.tarfile_to_samples())]
+            metas = [sample_meta(members) for members in shard_members(url).values()]
         except Exception as exc:  # as in shards.checked: any read or parse error means "this shard is bad"
             bad_shard(url, exc, on_bad_shard)
             continue
