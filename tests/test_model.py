@@ -129,3 +129,21 @@ def test_roc_auc_matches_pairwise_count_with_ties():
     fpr, tpr, _ = roc_curve(np.array([0, 1]), np.array([0.2, 0.9]))
     assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
     assert np.isnan(roc_auc(np.array([1, 1]), np.array([0.1, 0.2])))
+
+
+def test_weight_decay_shrinks_conv_and_linear_weights_only():
+    """--weight-decay: with no gradient, AdamW's step shrinks every conv and linear weight
+    by lr x decay and leaves biases and BatchNorm as they were; without it, one group."""
+    from training.train import param_groups
+
+    model = SiameseNoiseNet(preset("tiny"))
+    params = list(model.parameters())
+    assert len(param_groups(params, 0.0)) == 1
+    opt = torch.optim.AdamW(param_groups(params, 0.5), lr=0.1, weight_decay=0.0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    for name, p in model.named_parameters():
+        want = before[name] * (1 - 0.1 * 0.5) if p.ndim > 1 else before[name]
+        assert torch.allclose(p.detach(), want), name

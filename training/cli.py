@@ -98,9 +98,11 @@ _on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"
 @_preset
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Pairs per batch per process.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True, help="Adam learning rate (at the first epoch).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True, help="AdamW learning rate (at the first epoch).")
 @click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine", show_default=True,
               help="cosine: decay towards 0 over --epochs (steadier last epochs); constant: --lr throughout.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="AdamW's decoupled weight decay of the conv and linear weights (biases and BatchNorm are not decayed).")
 @click.option("--init-denoiser", type=_FILE, default=None, help="Extractor weights: pretrain-denoiser output, a detector checkpoint or KAIR DnCNN weights.")
 @click.option("--freeze-denoiser/--no-freeze-denoiser", default=False, show_default=True,
               help="Keep the extractor at --init-denoiser's weights (BatchNorm in eval mode): only the similarity head "

@@ -56,6 +56,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 5e-4
     lr_schedule: str = "cosine"  # LR_SCHEDULES
+    weight_decay: float = 0.0  # AdamW's decoupled decay of the conv and linear weights
     init_denoiser: str | None = None
     # keep the extractor at --init-denoiser's weights and BatchNorm statistics, so only the
     # similarity head learns: it can then read only how face and background noise correlate,
@@ -92,6 +93,17 @@ def epoch_lr(config: TrainConfig, epoch: int) -> float:
     if config.lr_schedule == "constant":
         return config.lr
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
+
+
+def param_groups(params: list[torch.nn.Parameter], weight_decay: float) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: with weight decay, the conv and linear weights decay
+    and biases and BatchNorm scales do not (as timm does: shrinking a normalisation's scale
+    or a bias to 0 is no simpler model). Without, one group, so the checkpoints of runs
+    before `--weight-decay` existed still resume."""
+    if not weight_decay:
+        return [{"params": params}]
+    return [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
 
 
 @dataclass
@@ -260,7 +272,8 @@ def run_training(config: TrainConfig) -> TrainResult:
     if config.freeze_denoiser:
         model.extractor.requires_grad_(False)
     # frozen weights stay out of the optimizer: Adam has no state for them, before and after --resume
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    optimizer = torch.optim.AdamW(param_groups([p for p in model.parameters() if p.requires_grad], config.weight_decay),
+                                  lr=config.lr, weight_decay=0.0)
     start_epoch, best = 0, (-math.inf, -math.inf)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
