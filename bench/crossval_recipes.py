@@ -72,12 +72,14 @@ def main() -> None:
         p, s = result["pooled"], result["fold_video_auc"]
         rows.append(f"| {name} | `{opts or '(defaults)'}` | {_fmt(p['video_auc'])} | {_fmt(p['frame_auc'])} | "
                     f"{_fmt(s['mean'])} ± {_fmt(s['std'])} ({_fmt(s['min'])}-{_fmt(s['max'])}, {s['n']} folds) | "
+                    f"{_fmt(p.get('within_group_video_auc'))} ({p.get('within_group_pairs', 0)}) | "
                     f"{time.perf_counter() - started:.0f} s |")
         print(rows[-1], flush=True)
     table = "\n".join([
         f"shards `{args.shards}`, by {args.by}, common `{args.common or '(defaults)'}`", "",
-        "| recipe | options | pooled video AUC | pooled frame AUC | fold video AUC mean ± std (min-max) | wall |",
-        "|---|---|---|---|---|---|", *rows, ""])
+        "| recipe | options | pooled video AUC | pooled frame AUC | fold video AUC mean ± std (min-max) "
+        "| within-group video AUC (pairs) | wall |",
+        "|---|---|---|---|---|---|---|", *rows, ""])
     with open(os.path.join(args.output, "ablation.md"), "a", encoding="utf-8") as f:
         f.write(table + "\n")
     print(table)

@@ -103,8 +103,8 @@ def test_leave_one_method_out(shards):
 
 
 def test_summary_per_method_and_per_dataset_video_auc():
-    metas = [{"video": f"v{i // 2}", "dataset": "a" if i < 8 else "b", **({"method": "M1" if i < 6 else "M2"} if i % 4 >= 2 else {})}
-             for i in range(12)]
+    metas = [{"video": f"v{i // 2}", "group": f"g{i // 4}", "dataset": "a" if i < 8 else "b",
+              **({"method": "M1" if i < 6 else "M2"} if i % 4 >= 2 else {})} for i in range(12)]
     labels = np.array([1 if "method" in m else 0 for m in metas])
     probs = np.array([0.9 if m.get("method") == "M1" else 0.1 if m.get("method") == "M2" else 0.5 for m in metas])
     s = summarize(labels, probs, metas)
@@ -113,6 +113,8 @@ def test_summary_per_method_and_per_dataset_video_auc():
     assert s["per_method"]["M2"]["video_counts"] == {"real": 3, "fake": 2}
     assert s["per_dataset"]["a"]["video_auc"] == 0.5 and s["per_dataset"]["b"]["video_auc"] == 0.0
     assert s["frames"] == 12 and s["videos"] == 6
+    # each group: one real video (0.5) and one fake; only g0's fake (M1, 0.9) scores above its real
+    assert s["within_group_pairs"] == 3 and s["within_group_video_auc"] == pytest.approx(1 / 3)
 
 
 def test_cli_scores_every_pair_once_and_writes_the_table(shards, tmp_path):
@@ -134,4 +136,9 @@ def test_cli_scores_every_pair_once_and_writes_the_table(shards, tmp_path):
     assert len(keys) == len(set(keys)) == result["pooled"]["frames"] == 12 * 2 * FRAMES + FRAMES
     assert set(result["pooled"]["per_method"]) == {"Deepfakes", "FaceSwap"}
     assert result["fold_video_auc"]["n"] == 2  # ds-c holds reals only: no AUC, still scored
+    # within-group comparisons are made inside a fold and pooled weighted by their pairs
+    folds = [f["metrics"] for f in result["folds"] if f["metrics"]["within_group_pairs"]]
+    assert folds and result["pooled"]["within_group_pairs"] == sum(m["within_group_pairs"] for m in folds)
+    assert result["pooled"]["within_group_video_auc"] == pytest.approx(
+        sum(m["within_group_video_auc"] * m["within_group_pairs"] for m in folds) / result["pooled"]["within_group_pairs"])
     assert (out / "crossval.md").read_text().startswith("# Cross-validation by dataset")

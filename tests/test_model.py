@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from training.checkpoint import NotACheckpoint
-from training.metrics import roc_auc, roc_curve
+from training.metrics import roc_auc, roc_curve, within_group_auc
 from training.model import DnCNN, SiameseNoiseNet, column_similarity, noise_statistics
 from training.presets import PRESETS, preset
 from training.weights import load_extractor_weights
@@ -129,6 +129,15 @@ def test_roc_auc_matches_pairwise_count_with_ties():
     fpr, tpr, _ = roc_curve(np.array([0, 1]), np.array([0.2, 0.9]))
     assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
     assert np.isnan(roc_auc(np.array([1, 1]), np.array([0.1, 0.2])))
+
+
+def test_within_group_auc_compares_only_reals_and_fakes_of_one_group():
+    groups = ["a", "a", "a", "b", "b", "c"]
+    labels = np.array([0, 1, 1, 0, 1, 1])
+    scores = np.array([0.5, 0.9, 0.5, 0.8, 0.1, 0.0])  # c holds a fake only: compared with nothing
+    auc, pairs = within_group_auc(groups, labels, scores)
+    assert pairs == 3 and auc == pytest.approx((1 + 0.5 + 0) / 3)  # a: a win and a tie; b: a loss
+    assert np.isnan(within_group_auc(["a", "b"], np.array([0, 1]), np.array([0.1, 0.9]))[0])
 
 
 def test_weight_decay_shrinks_conv_and_linear_weights_only():

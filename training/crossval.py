@@ -214,13 +214,21 @@ def _read_predictions(path: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def pooled_summary(predictions: list[dict[str, Any]]) -> dict[str, Any]:
-    """`evaluate`'s metrics over prediction lines from several folds."""
+def pooled_summary(predictions: list[dict[str, Any]], folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """`evaluate`'s metrics over prediction lines from several folds; the within-group
+    figure from the folds' own, pair-weighted, so that each real/fake comparison is made by
+    one model (by method, a group's reals and fakes sit in different folds)."""
     from training.evaluate import summarize
 
     labels = np.array([r["cls"] for r in predictions], dtype=np.int64)
     probs = np.array([r["fake_probability"] for r in predictions], dtype=np.float64)
-    return summarize(labels, probs, predictions)
+    pooled = summarize(labels, probs, predictions)
+    scored = [f["metrics"] for f in folds if f["metrics"]["within_group_pairs"]]
+    pairs = sum(m["within_group_pairs"] for m in scored)
+    pooled["within_group_pairs"] = pairs
+    pooled["within_group_video_auc"] = (
+        sum(m["within_group_video_auc"] * m["within_group_pairs"] for m in scored) / pairs if pairs else None)
+    return pooled
 
 
 def spread(values: Iterable[float | None]) -> dict[str, Any]:
@@ -257,7 +265,12 @@ def markdown(result: dict[str, Any]) -> str:
     s = result["fold_video_auc"]
     lines += ["", head.format(""), _row("**pooled**", pooled), "",
               f"Fold video AUC: mean {_fmt(s['mean'])}, std {_fmt(s['std'])}, min {_fmt(s['min'])}, "
-              f"max {_fmt(s['max'])} over the {s['n']} fold(s) holding both classes.", ""]
+              f"max {_fmt(s['max'])} over the {s['n']} fold(s) holding both classes.", "",
+              f"Within groups (each fake video against the real videos of its own group, both scored by one "
+              f"fold's model; 0.5: ranked alike): video AUC {_fmt(pooled['within_group_video_auc'])} over "
+              f"{pooled['within_group_pairs']} pairs; per fold: "
+              + (", ".join(f"{f['name']} {_fmt(f['metrics']['within_group_video_auc'])} ({f['metrics']['within_group_pairs']})"
+                           for f in result["folds"] if f["metrics"]["within_group_pairs"]) or "none") + ".", ""]
     return "\n".join(lines)
 
 
@@ -291,7 +304,7 @@ def run_crossval(shards: str, output: str, by: str = "group", folds: int = 5, va
             "metrics": {k: v for k, v in metrics.items() if k not in ("checkpoint", "shards", "split", "model")},
         })
     result = {
-        "shards": shards, "by": by, "folds": fold_results, "pooled": pooled_summary(predictions),
+        "shards": shards, "by": by, "folds": fold_results, "pooled": pooled_summary(predictions, fold_results),
         "fold_video_auc": spread(f["metrics"]["video_auc"] for f in fold_results),
         "fold_frame_auc": spread(f["metrics"]["frame_auc"] for f in fold_results),
         "options": {"folds": folds, "val_fraction": val_fraction, "fold_seed": fold_seed, "train": train_options},

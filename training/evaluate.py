@@ -19,7 +19,7 @@ from training.checkpoint import detector_from_checkpoint, load_checkpoint  # noq
 from training.data import eval_loader  # noqa: E402
 from training.detectors import model_kind, parameter_count  # noqa: E402
 from training.device import resolve_device  # noqa: E402
-from training.metrics import accuracy, finite_or_none, per_group_mean, roc_auc, roc_curve  # noqa: E402
+from training.metrics import accuracy, finite_or_none, per_group_mean, roc_auc, roc_curve, within_group_auc  # noqa: E402
 from training.predict import predict_loader  # noqa: E402
 from training.presets import DEFAULT_MODEL_KIND  # noqa: E402
 
@@ -49,7 +49,9 @@ def summarize(labels: np.ndarray, probs: np.ndarray, metas: list[dict[str, Any]]
     `per_dataset`: each dataset's pairs alone (AUC is undefined, None, for a dataset with
     one class). `per_method`: each manipulation method's fakes (`method` in the pair's
     json, FF++ layout) against every real pair of the set, the way per-method figures are
-    usually reported; fakes of no known method are left out of that block only."""
+    usually reported; fakes of no known method are left out of that block only.
+    `within_group_video_auc`: each fake video against the real videos of its own group
+    (`training.metrics.within_group_auc`), over `within_group_pairs` such pairs."""
     labels, probs = np.asarray(labels), np.asarray(probs)
     videos = [m["video"] for m in metas]
     datasets = np.array([m["dataset"] for m in metas], dtype=object)
@@ -61,8 +63,13 @@ def summarize(labels: np.ndarray, probs: np.ndarray, metas: list[dict[str, Any]]
 
     per_dataset = {ds: subset(datasets == ds) for ds in sorted(set(datasets))}
     per_method = {m: subset(real | (methods == m)) for m in sorted({m for m in methods if m})}
+    group_of = {m["video"]: m["group"] for m in metas}
+    names, video_labels, video_probs = per_group_mean(videos, labels, probs)
+    within, within_pairs = within_group_auc([group_of[v] for v in names], video_labels, video_probs)
     return {
         **_scores(labels, probs, videos),
+        "within_group_video_auc": finite_or_none(within),
+        "within_group_pairs": within_pairs,
         "dataset_counts": {ds: v["counts"] for ds, v in per_dataset.items()},
         "per_dataset": per_dataset,
         "per_method": per_method,

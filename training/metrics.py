@@ -51,6 +51,26 @@ def per_group_mean(groups: list[str], labels: np.ndarray, probs: np.ndarray) -> 
     return names, np.array([label_of[g] for g in names]), np.array([np.mean(sums[g]) for g in names])
 
 
+def within_group_auc(groups: list[str], labels: np.ndarray, scores: np.ndarray) -> tuple[float, int]:
+    """(AUC, pairs) over the (real, fake) pairs that share a group: the share of them in
+    which the fake scores higher, ties counting half; NaN when no group holds both classes.
+
+    A group's real and fake clips share identity, camera, compression and often the very
+    background, so this is the one comparison in which where a clip came from tells
+    nothing: a model that learnt the source ranks them alike (0.5), one that sees what the
+    swap changed ranks the fake higher, even where its scores do not carry across sources."""
+    by_group: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    for g, y, s in zip(groups, labels, scores):
+        by_group[g][int(y)].append(float(s))
+    wins, pairs = 0.0, 0
+    for real, fake in by_group.values():
+        if real and fake:
+            r, f = np.array(real)[:, None], np.array(fake)[None, :]
+            wins += float(np.sum(f > r) + 0.5 * np.sum(f == r))
+            pairs += r.size * f.size
+    return (wins / pairs if pairs else float("nan")), pairs
+
+
 def finite_or_none(x: float) -> float | None:
     """NaN (e.g. the AUC of a one-class set) -> None, because JSON has no NaN."""
     return None if isinstance(x, float) and math.isnan(x) else x
