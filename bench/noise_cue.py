@@ -9,8 +9,9 @@ two ways:
 - across videos, as a detector would have to use it (one threshold for every video):
   video AUC of minus the cue, overall and per dataset;
 - within groups, where real and fake share identity, camera, compression and (in FF++)
-  the very background: the share of fakes whose cue lies below their own group's real
-  video(s), per manipulation method. 0.5 is no signal.
+  the very background: the within-group video AUC that `evaluate` and `crossval` give
+  models, and the share of fakes whose cue lies below their own group's real video(s), per
+  manipulation method. 0.5 is no signal.
 A cue that wins within groups but not across them exists, yet is smaller than how much
 the same quantity differs from one source to the next: that is what a detector of single
 videos has to overcome on small real sets.
@@ -24,7 +25,7 @@ import numpy as np
 
 from shards.reader import iter_pairs
 from shards.source import open_shards
-from training.metrics import roc_auc
+from training.metrics import roc_auc, within_group_auc
 
 
 def high_pass_energy(square: np.ndarray) -> float:
@@ -83,6 +84,10 @@ def main() -> None:
     print("\nacross videos (one threshold for all): video AUC of the cue")
     for name, (auc, reals, fakes) in across_videos(videos).items():
         print(f"  {name:18s} {auc:.3f}  ({reals} real, {fakes} fake)")
+    auc, pairs = within_group_auc([v["group"] for v in videos.values()],
+                                  np.array([v["label"] == "fake" for v in videos.values()], dtype=np.int64),
+                                  -np.array([v["cue"] for v in videos.values()]))
+    print(f"\nwithin-group video AUC (as evaluate and crossval report it): {auc:.3f} over {pairs} real/fake pairs")
     print("\nwithin groups: share of fakes whose cue is below their own group's real video(s)")
     for name, (share, fakes) in within_groups(videos).items():
         print(f"  {name:18s} {share:.2f}  ({fakes} fakes)")
