@@ -6,8 +6,8 @@ Prism runner binary, which fails offline. Threads, not processes: the work is FF
 subprocess) and dlib's HOG, which releases the GIL, so two threads keep two cores busy,
 and a build does not pay for starting, importing in and stopping a worker process per
 core (1.7 s of a one-video build). `--direct_running_mode multi_processing` still gives
-processes. Any other `--runner` (DataflowRunner, Flink,
-Spark, ...) is passed to Beam unchanged.
+processes, and `--direct_num_workers` another number of workers. Any other `--runner`
+(DataflowRunner, Flink, Spark, ...) is passed to Beam unchanged.
 """
 from __future__ import annotations
 

@@ -6,10 +6,11 @@ import shutil
 
 import pytest
 import webdataset as wds
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from click.testing import CliRunner
 
 from pipeline.cli import build_shards
-from pipeline.run import run
+from pipeline.run import _runner, run
 from shards.info import split_urls
 from shards.reader import iter_pairs
 from shards.schema import LABEL_TO_CLS, REQUIRED_META
@@ -164,3 +165,15 @@ def test_ffpp_layout_puts_dataset_and_method_in_each_pair(demo_set, tmp_path):
     metas = {p["meta"]["label"]: p["meta"] for s in result.info["splits"] for p in iter_pairs(split_urls(str(out), s))}
     assert metas["fake"]["method"] == "FaceSwap" and metas["fake"]["dataset"] == "ffpp"
     assert "method" not in metas["real"] and metas["real"]["group"] == metas["fake"]["group"] == "ffpp:001"
+
+
+@pytest.mark.parametrize("argv, mode, workers", [
+    ([], "multi_threading", 0),  # one worker thread per core
+    (["--direct_num_workers", "3"], "multi_threading", 3),
+    (["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"], "multi_processing", 2),
+])
+def test_local_runner_takes_threads_unless_told_otherwise(argv, mode, workers):
+    options = PipelineOptions(argv)
+    _runner(options)
+    direct = options.view_as(DirectOptions)
+    assert (direct.direct_running_mode, direct.direct_num_workers) == (mode, workers)
