@@ -7,11 +7,11 @@ cover them. With `--direct_running_mode multi_processing` they are separate proc
 send their records to the driver, which logs each one again, as a one-line dump of the
 protobuf ("Worker: ..."), and their level is set in the pipeline options the workers are
 given (`default_sdk_harness_log_level`), so it reaches them.
-Without `--verbose` the workers log ERROR (processes) or WARNING (threads) and above only:
-what else they say at start-up
-("Discarding unparseable args", "No semi_persistent_directory found", "Creating insecure
-control channel", ...) is said by every worker in every run and is about Beam's plumbing,
-not about the videos; a failing DoFn still fails the run with its traceback.
+Without `--verbose` the workers log ERROR (processes) or WARNING (threads) and above
+only: what else they say at start-up ("Discarding unparseable args", "No
+semi_persistent_directory found", "Creating insecure control channel", ...) is said by
+every worker in every run and is about Beam's plumbing, not about the videos; a failing
+DoFn still fails the run with its traceback.
 """
 from __future__ import annotations
 
