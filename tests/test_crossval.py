@@ -13,7 +13,7 @@ from shards.info import ShardRecord, build_info, dumps_info
 from shards.schema import PairSample, make_key
 from shards.writer import shard_name, write_shard
 from training.cli import crossval
-from training.crossval import UNSPECIFIED_METHOD, load_pairs, plan_folds
+from training.crossval import UNSPECIFIED_METHOD, load_pairs, markdown, plan_folds
 from training.evaluate import summarize
 
 SIZE = 32
@@ -142,3 +142,16 @@ def test_cli_scores_every_pair_once_and_writes_the_table(shards, tmp_path):
     assert result["pooled"]["within_group_video_auc"] == pytest.approx(
         sum(m["within_group_video_auc"] * m["within_group_pairs"] for m in folds) / result["pooled"]["within_group_pairs"])
     assert (out / "crossval.md").read_text().startswith("# Cross-validation by dataset")
+
+
+def test_the_table_flags_folds_held_out_on_a_handful_of_videos():
+    metas = [{"video": f"v{i}", "group": f"g{i}", "dataset": "a"} for i in range(8)]
+    many = summarize(np.array([0, 0, 0, 0, 1, 1, 1, 1]), np.linspace(0, 1, 8), metas)
+    one_fake = summarize(np.array([0, 0, 0, 1]), np.linspace(0, 1, 4), metas[:4])
+    reals_only = summarize(np.array([0, 0]), np.array([0.2, 0.3]), metas[:2])
+    folds = [{"name": n, "metrics": m} for n, m in (("big", many), ("Unknown", one_fake), ("reals", reals_only))]
+    result = {"by": "method", "folds": folds, "pooled": {**many, "within_group_pairs": 0, "within_group_video_auc": None},
+              "fold_video_auc": {"n": 2, "mean": 1.0, "std": 0.0, "min": 1.0, "max": 1.0}}
+    text = markdown(result)
+    assert "mostly luck: Unknown (3 real / 1 fake)." in text
+    assert "big (" not in text and "reals (" not in text  # enough videos; one class has no AUC to doubt

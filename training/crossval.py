@@ -44,6 +44,10 @@ BY = ("group", "dataset", "method")
 UNSPECIFIED_METHOD = "unspecified"
 RESULT_JSON = "crossval.json"
 RESULT_MD = "crossval.md"
+# A held-out fold with fewer videos than this of a class gets a warning in crossval.md:
+# with one fake video, its AUC says which side of the reals one clip fell, not how well
+# the recipe generalises.
+FEW_VIDEOS = 3
 TRAIN_SHARDS = 8  # per fold; train-from-shards needs at least --workers of them
 EVAL_SHARDS = 2
 _FOLD_DIR = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -250,6 +254,16 @@ def _row(name: str, m: dict[str, Any]) -> str:
             f"{_fmt(m['frame_accuracy'])} | {_fmt(m['video_auc'])} | {_fmt(m['video_accuracy'])} |")
 
 
+def _few_videos(folds: list[dict[str, Any]]) -> list[str]:
+    """crossval.md's warning about folds whose video AUC rests on a handful of videos."""
+    few = [f"{f['name']} ({vc['real']} real / {vc['fake']} fake)" for f in folds
+           for vc in [f["metrics"]["video_counts"]] if 0 < min(vc.values()) < FEW_VIDEOS]
+    if not few:
+        return []
+    return [f"Held out with fewer than {FEW_VIDEOS} videos of a class, so their video AUC is mostly luck: "
+            + ", ".join(few) + ".", ""]
+
+
 def markdown(result: dict[str, Any]) -> str:
     """crossval.md: per fold, per dataset, per method and pooled figures."""
     head = ("| {} | pairs real / fake | videos real / fake | frame AUC | frame acc | video AUC | video acc |\n"
@@ -266,6 +280,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", head.format(""), _row("**pooled**", pooled), "",
               f"Fold video AUC: mean {_fmt(s['mean'])}, std {_fmt(s['std'])}, min {_fmt(s['min'])}, "
               f"max {_fmt(s['max'])} over the {s['n']} fold(s) holding both classes.", "",
+              *_few_videos(result["folds"]),
               f"Within groups (each fake video against the real videos of its own group, both scored by one "
               f"fold's model; 0.5: ranked alike): video AUC {_fmt(pooled['within_group_video_auc'])} over "
               f"{pooled['within_group_pairs']} pairs; per fold: "
