@@ -264,6 +264,15 @@ def _few_videos(folds: list[dict[str, Any]]) -> list[str]:
             + ", ".join(few) + ".", ""]
 
 
+def _within_groups(pooled: dict[str, Any], folds: list[dict[str, Any]]) -> str:
+    """crossval.md's line on the within-group video AUC, pooled and per fold that has pairs."""
+    per_fold = [f"{f['name']} {_fmt(m['within_group_video_auc'])} ({m['within_group_pairs']})"
+                for f in folds for m in [f["metrics"]] if m["within_group_pairs"]]
+    return ("Within groups (each fake video against the real videos of its own group, both scored by one "
+            f"fold's model; 0.5: ranked alike): video AUC {_fmt(pooled['within_group_video_auc'])} over "
+            f"{pooled['within_group_pairs']} pairs; per fold: {', '.join(per_fold) or 'none'}.")
+
+
 def markdown(result: dict[str, Any]) -> str:
     """crossval.md: per fold, per dataset, per method and pooled figures."""
     head = ("| {} | pairs real / fake | videos real / fake | frame AUC | frame acc | video AUC | video acc |\n"
@@ -280,12 +289,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", head.format(""), _row("**pooled**", pooled), "",
               f"Fold video AUC: mean {_fmt(s['mean'])}, std {_fmt(s['std'])}, min {_fmt(s['min'])}, "
               f"max {_fmt(s['max'])} over the {s['n']} fold(s) holding both classes.", "",
-              *_few_videos(result["folds"]),
-              f"Within groups (each fake video against the real videos of its own group, both scored by one "
-              f"fold's model; 0.5: ranked alike): video AUC {_fmt(pooled['within_group_video_auc'])} over "
-              f"{pooled['within_group_pairs']} pairs; per fold: "
-              + (", ".join(f"{f['name']} {_fmt(f['metrics']['within_group_video_auc'])} ({f['metrics']['within_group_pairs']})"
-                           for f in result["folds"] if f["metrics"]["within_group_pairs"]) or "none") + ".", ""]
+              *_few_videos(result["folds"]), _within_groups(pooled, result["folds"]), ""]
     return "\n".join(lines)
 
 

@@ -28,9 +28,11 @@ ROC_NAME = "roc.png"
 PREDICTIONS_NAME = "predictions.jsonl"
 
 
-def _scores(labels: np.ndarray, probs: np.ndarray, videos: list[str]) -> dict[str, Any]:
-    """Frame and video (mean of its frames) accuracy and AUC, with counts, of one set of pairs."""
-    names, video_labels, video_probs = per_group_mean(videos, labels, probs)
+def _scores(labels: np.ndarray, probs: np.ndarray, videos: list[str],
+            per_video: tuple[list[str], np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+    """Frame and video (mean of its frames) accuracy and AUC, with counts, of one set of
+    pairs; `per_video` is `per_group_mean` of them where the caller already has it."""
+    names, video_labels, video_probs = per_video or per_group_mean(videos, labels, probs)
     return {
         "frames": int(labels.size),
         "videos": len(names),
@@ -64,10 +66,11 @@ def summarize(labels: np.ndarray, probs: np.ndarray, metas: list[dict[str, Any]]
     per_dataset = {ds: subset(datasets == ds) for ds in sorted(set(datasets))}
     per_method = {m: subset(real | (methods == m)) for m in sorted({m for m in methods if m})}
     group_of = {m["video"]: m["group"] for m in metas}
-    names, video_labels, video_probs = per_group_mean(videos, labels, probs)
+    per_video = per_group_mean(videos, labels, probs)
+    names, video_labels, video_probs = per_video
     within, within_pairs = within_group_auc([group_of[v] for v in names], video_labels, video_probs)
     return {
-        **_scores(labels, probs, videos),
+        **_scores(labels, probs, videos, per_video),
         "within_group_video_auc": finite_or_none(within),
         "within_group_pairs": within_pairs,
         "dataset_counts": {ds: v["counts"] for ds, v in per_dataset.items()},
