@@ -70,14 +70,16 @@ def main() -> None:
         with open(os.path.join(out, RESULT_JSON), encoding="utf-8") as f:
             result = json.load(f)
         p, s = result["pooled"], result["fold_video_auc"]
-        rows.append(f"| {name} | `{opts or '(defaults)'}` | {_fmt(p['video_auc'])} | {_fmt(p['frame_auc'])} | "
+        lo, hi = p.get("video_auc_ci95", (None, None))
+        rows.append(f"| {name} | `{opts or '(defaults)'}` | {_fmt(p['video_auc'])} ({_fmt(lo)}-{_fmt(hi)}) | "
+                    f"{_fmt(p['frame_auc'])} | "
                     f"{_fmt(s['mean'])} ± {_fmt(s['std'])} ({_fmt(s['min'])}-{_fmt(s['max'])}, {s['n']} folds) | "
                     f"{_fmt(p.get('within_group_video_auc'))} ({p.get('within_group_pairs', 0)}) | "
                     f"{time.perf_counter() - started:.0f} s |")
         print(rows[-1], flush=True)
     table = "\n".join([
         f"shards `{args.shards}`, by {args.by}, common `{args.common or '(defaults)'}`", "",
-        "| recipe | options | pooled video AUC | pooled frame AUC | fold video AUC mean ± std (min-max) "
+        "| recipe | options | pooled video AUC (95% interval, groups resampled) | pooled frame AUC | fold video AUC mean ± std (min-max) "
         "| within-group video AUC (pairs) | wall |",
         "|---|---|---|---|---|---|---|", *rows, ""])
     with open(os.path.join(args.output, "ablation.md"), "a", encoding="utf-8") as f:

@@ -1,6 +1,11 @@
 """Is there a noise mismatch in these shards at all? A hand-made cue, nothing learnt.
 
     python bench/noise_cue.py --shards dev-shards
+    python bench/noise_cue.py --native ../shared/data/labelled/MANIFEST.csv --min-frames-per-video 8
+
+`--native` measures the same cue on the same squares before they are resized: it decodes
+the videos and places the squares exactly as build-shards does (`pipeline.pairs`), so the
+two runs differ only in the resize to the shards' 64 px.
 
 The cue is the log ratio of face to background high-pass energy (a 4-neighbour Laplacian),
 averaged over a video's pairs: a swapped face is re-rendered and blended, so it should
@@ -14,7 +19,8 @@ two ways:
   manipulation method. 0.5 is no signal.
 A cue that wins within groups but not across them exists, yet is smaller than how much
 the same quantity differs from one source to the next: that is what a detector of single
-videos has to overcome on small real sets.
+videos has to overcome on small real sets. Both AUCs come with a 95% interval that
+resamples whole groups (`training.metrics.group_bootstrap_ci`).
 """
 from __future__ import annotations
 
@@ -23,9 +29,11 @@ from collections import defaultdict
 
 import numpy as np
 
+from pipeline.inputs import list_videos
+from pipeline.pairs import ExtractOptions, FramePair, frame_pairs
 from shards.reader import iter_pairs
 from shards.source import open_shards
-from training.metrics import roc_auc, within_group_auc
+from training.metrics import group_bootstrap_ci, roc_auc, video_auc, within_group_auc
 
 
 def high_pass_energy(square: np.ndarray) -> float:
@@ -33,6 +41,16 @@ def high_pass_energy(square: np.ndarray) -> float:
     g = square.astype(np.float32).mean(axis=2)
     lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
     return float((lap**2).mean()) + 1e-6
+
+
+def log_ratio(face: np.ndarray, background: np.ndarray) -> float:
+    """The cue of one pair: log of face over background high-pass energy."""
+    return float(np.log(high_pass_energy(face) / high_pass_energy(background)))
+
+
+def _per_video(ratios: dict[str, list[float]], meta: dict[str, dict]) -> dict[str, dict]:
+    return {v: {"cue": float(np.mean(r)), **{k: meta[v].get(k) for k in ("label", "group", "dataset", "method")}}
+            for v, r in ratios.items()}
 
 
 def video_cues(spec: str) -> dict[str, dict]:
@@ -43,10 +61,38 @@ def video_cues(spec: str) -> dict[str, dict]:
     for split in source.info["splits"]:
         for pair in iter_pairs(source.urls(split)):
             video = pair["meta"]["video"]
-            ratios[video].append(np.log(high_pass_energy(pair["face"]) / high_pass_energy(pair["background"])))
+            ratios[video].append(log_ratio(pair["face"], pair["background"]))
             meta[video] = pair["meta"]
-    return {v: {"cue": float(np.mean(r)), **{k: meta[v].get(k) for k in ("label", "group", "dataset", "method")}}
-            for v, r in ratios.items()}
+    return _per_video(ratios, meta)
+
+
+def _native_square(pair: FramePair, box: tuple[int, int, int]) -> np.ndarray:
+    x, y, side = box
+    return pair.keyframe.image[y : y + side, x : x + side]
+
+
+def native_video_cues(manifest: str, min_frames: int) -> dict[str, dict]:
+    """`video_cues` of the squares build-shards would crop from the manifest's videos
+    (default crop options), measured at the videos' own resolution."""
+    options = ExtractOptions(min_frames=min_frames)
+    detector = options.detector()
+    ratios: dict[str, list[float]] = defaultdict(list)
+    meta: dict[str, dict] = {}
+    for record in list_videos(manifest):
+        if record.reason:
+            continue
+        for pair in frame_pairs(record.path, record.video, detector, options):
+            if isinstance(pair, FramePair):
+                ratios[record.video].append(
+                    log_ratio(_native_square(pair, pair.face_box), _native_square(pair, pair.background_box)))
+                meta[record.video] = record.meta()
+    return _per_video(ratios, meta)
+
+
+def _interval(statistic, videos: list[dict], scores: np.ndarray) -> str:
+    labels = np.array([v["label"] == "fake" for v in videos], dtype=np.int64)
+    lo, hi = group_bootstrap_ci(statistic, [v["group"] for v in videos], labels, scores)
+    return f"95% interval {lo:.3f}-{hi:.3f} over {len({v['group'] for v in videos})} groups"
 
 
 def across_videos(videos: dict[str, dict]) -> dict[str, tuple[float, int, int]]:
@@ -77,17 +123,23 @@ def within_groups(videos: dict[str, dict]) -> dict[str, tuple[float, int]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shards", required=True, help="shard root, URL or brace pattern (all splits are read)")
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--shards", help="shard root, URL or brace pattern (all splits are read)")
+    source.add_argument("--native", metavar="MANIFEST", help="build-shards input; measure the squares unresized")
+    ap.add_argument("--min-frames-per-video", type=int, default=8, help="with --native, as build-shards'")
     args = ap.parse_args()
-    videos = video_cues(args.shards)
+    videos = video_cues(args.shards) if args.shards else native_video_cues(args.native, args.min_frames_per_video)
+    chosen = list(videos.values())
+    scores = -np.array([v["cue"] for v in chosen])
     print(f"{len(videos)} videos with pairs")
     print("\nacross videos (one threshold for all): video AUC of the cue")
     for name, (auc, reals, fakes) in across_videos(videos).items():
         print(f"  {name:18s} {auc:.3f}  ({reals} real, {fakes} fake)")
-    auc, pairs = within_group_auc([v["group"] for v in videos.values()],
-                                  np.array([v["label"] == "fake" for v in videos.values()], dtype=np.int64),
-                                  -np.array([v["cue"] for v in videos.values()]))
-    print(f"\nwithin-group video AUC (as evaluate and crossval report it): {auc:.3f} over {pairs} real/fake pairs")
+    print(f"  all videos: {_interval(video_auc, chosen, scores)}")
+    auc, pairs = within_group_auc([v["group"] for v in chosen],
+                                  np.array([v["label"] == "fake" for v in chosen], dtype=np.int64), scores)
+    print(f"\nwithin-group video AUC (as evaluate and crossval report it): {auc:.3f} over {pairs} real/fake pairs, "
+          + _interval(lambda g, y, x: within_group_auc(g, y, x)[0], chosen, scores))
     print("\nwithin groups: share of fakes whose cue is below their own group's real video(s)")
     for name, (share, fakes) in within_groups(videos).items():
         print(f"  {name:18s} {share:.2f}  ({fakes} fakes)")

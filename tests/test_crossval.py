@@ -115,6 +115,8 @@ def test_summary_per_method_and_per_dataset_video_auc():
     assert s["frames"] == 12 and s["videos"] == 6
     # each group: one real video (0.5) and one fake; only g0's fake (M1, 0.9) scores above its real
     assert s["within_group_pairs"] == 3 and s["within_group_video_auc"] == pytest.approx(1 / 3)
+    lo, hi = s["video_auc_ci95"]
+    assert s["video_auc_groups"] == 3 and lo <= s["video_auc"] <= hi
 
 
 def test_cli_scores_every_pair_once_and_writes_the_table(shards, tmp_path):
@@ -141,7 +143,10 @@ def test_cli_scores_every_pair_once_and_writes_the_table(shards, tmp_path):
     assert folds and result["pooled"]["within_group_pairs"] == sum(m["within_group_pairs"] for m in folds)
     assert result["pooled"]["within_group_video_auc"] == pytest.approx(
         sum(m["within_group_video_auc"] * m["within_group_pairs"] for m in folds) / result["pooled"]["within_group_pairs"])
-    assert (out / "crossval.md").read_text().startswith("# Cross-validation by dataset")
+    table = (out / "crossval.md").read_text()
+    assert table.startswith("# Cross-validation by dataset")
+    lo, hi = result["pooled"]["video_auc_ci95"]
+    assert f"({result['pooled']['video_auc_groups']} groups): {lo:.3f}-{hi:.3f}." in table
 
 
 def test_the_table_flags_folds_held_out_on_a_handful_of_videos():

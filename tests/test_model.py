@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from training.checkpoint import NotACheckpoint
-from training.metrics import roc_auc, roc_curve, within_group_auc
+from training.metrics import group_bootstrap_ci, roc_auc, roc_curve, video_auc, within_group_auc
 from training.model import DnCNN, SiameseNoiseNet, column_similarity, noise_statistics
 from training.presets import PRESETS, preset
 from training.weights import load_extractor_weights
@@ -138,6 +138,27 @@ def test_within_group_auc_compares_only_reals_and_fakes_of_one_group():
     auc, pairs = within_group_auc(groups, labels, scores)
     assert pairs == 3 and auc == pytest.approx((1 + 0.5 + 0) / 3)  # a: a win and a tie; b: a loss
     assert np.isnan(within_group_auc(["a", "b"], np.array([0, 1]), np.array([0.1, 0.9]))[0])
+
+
+
+def test_group_bootstrap_interval_resamples_whole_groups():
+    rng = np.random.default_rng(0)
+    groups = [f"g{i // 4}" for i in range(80)]  # 20 groups of 4 videos
+    labels = np.array([i % 2 for i in range(80)])
+    perfect = labels + 0.01 * rng.random(80)
+    assert group_bootstrap_ci(video_auc, groups, labels, perfect) == pytest.approx((1.0, 1.0))
+    noise = rng.random(80)
+    lo, hi = group_bootstrap_ci(video_auc, groups, labels, noise)
+    assert lo < roc_auc(labels, noise) < hi and lo < 0.5 < hi and hi - lo > 0.1
+    assert group_bootstrap_ci(video_auc, groups, labels, noise) == (lo, hi)  # seeded
+    # one class and (nearly) one score per group, as when a model scores sources: 80 videos
+    # but only 20 independent draws, so the groups' interval is the wider one
+    source = np.array([i // 4 % 2 for i in range(80)])
+    per_group = np.repeat(rng.random(20), 4) + 0.01 * rng.random(80)
+    lo_g, hi_g = group_bootstrap_ci(video_auc, groups, source, per_group)
+    lo_v, hi_v = group_bootstrap_ci(video_auc, [str(i) for i in range(80)], source, per_group)
+    assert hi_g - lo_g > hi_v - lo_v
+    assert all(np.isnan(group_bootstrap_ci(video_auc, ["a", "b"], np.array([1, 1]), np.array([0.1, 0.2]))))
 
 
 def test_weight_decay_shrinks_conv_and_linear_weights_only():

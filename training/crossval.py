@@ -264,6 +264,14 @@ def _few_videos(folds: list[dict[str, Any]]) -> list[str]:
             + ", ".join(few) + ".", ""]
 
 
+def _interval(pooled: dict[str, Any]) -> str:
+    """crossval.md's line on how far the pooled video AUC moves with the draw of groups."""
+    lo, hi = pooled["video_auc_ci95"]
+    return (f"Pooled video AUC, 95% interval with whole groups resampled ({pooled['video_auc_groups']} groups): "
+            f"{_fmt(lo)}-{_fmt(hi)}. It covers which groups were drawn, not how the folds' models differ: "
+            "a pooled figure far from 0.5 whose folds sit near it is an offset between folds, not skill.")
+
+
 def _within_groups(pooled: dict[str, Any], folds: list[dict[str, Any]]) -> str:
     """crossval.md's line on the within-group video AUC, pooled and per fold that has pairs."""
     per_fold = [f"{f['name']} {_fmt(m['within_group_video_auc'])} ({m['within_group_pairs']})"
@@ -289,6 +297,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", head.format(""), _row("**pooled**", pooled), "",
               f"Fold video AUC: mean {_fmt(s['mean'])}, std {_fmt(s['std'])}, min {_fmt(s['min'])}, "
               f"max {_fmt(s['max'])} over the {s['n']} fold(s) holding both classes.", "",
+              _interval(pooled), "",
               *_few_videos(result["folds"]), _within_groups(pooled, result["folds"]), ""]
     return "\n".join(lines)
 

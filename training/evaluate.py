@@ -19,7 +19,9 @@ from training.checkpoint import detector_from_checkpoint, load_checkpoint  # noq
 from training.data import eval_loader  # noqa: E402
 from training.detectors import model_kind, parameter_count  # noqa: E402
 from training.device import resolve_device  # noqa: E402
-from training.metrics import accuracy, finite_or_none, per_group_mean, roc_auc, roc_curve, within_group_auc  # noqa: E402
+from training.metrics import (  # noqa: E402
+    accuracy, finite_or_none, group_bootstrap_ci, per_group_mean, roc_auc, roc_curve, video_auc, within_group_auc,
+)
 from training.predict import predict_loader  # noqa: E402
 from training.presets import DEFAULT_MODEL_KIND  # noqa: E402
 
@@ -53,7 +55,10 @@ def summarize(labels: np.ndarray, probs: np.ndarray, metas: list[dict[str, Any]]
     json, FF++ layout) against every real pair of the set, the way per-method figures are
     usually reported; fakes of no known method are left out of that block only.
     `within_group_video_auc`: each fake video against the real videos of its own group
-    (`training.metrics.within_group_auc`), over `within_group_pairs` such pairs."""
+    (`training.metrics.within_group_auc`), over `within_group_pairs` such pairs.
+    `video_auc_ci95`: the 95% interval of `video_auc` when whole groups are resampled
+    (`training.metrics.group_bootstrap_ci`, over `video_auc_groups` groups): on a few dozen
+    groups it is wide, and a figure inside it says no more than chance does."""
     labels, probs = np.asarray(labels), np.asarray(probs)
     videos = [m["video"] for m in metas]
     datasets = np.array([m["dataset"] for m in metas], dtype=object)
@@ -68,9 +73,13 @@ def summarize(labels: np.ndarray, probs: np.ndarray, metas: list[dict[str, Any]]
     group_of = {m["video"]: m["group"] for m in metas}
     per_video = per_group_mean(videos, labels, probs)
     names, video_labels, video_probs = per_video
-    within, within_pairs = within_group_auc([group_of[v] for v in names], video_labels, video_probs)
+    video_groups = [group_of[v] for v in names]
+    within, within_pairs = within_group_auc(video_groups, video_labels, video_probs)
+    ci = group_bootstrap_ci(video_auc, video_groups, video_labels, video_probs)
     return {
         **_scores(labels, probs, videos, per_video),
+        "video_auc_ci95": [finite_or_none(x) for x in ci],
+        "video_auc_groups": len(set(video_groups)),
         "within_group_video_auc": finite_or_none(within),
         "within_group_pairs": within_pairs,
         "dataset_counts": {ds: v["counts"] for ds, v in per_dataset.items()},
