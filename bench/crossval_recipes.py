@@ -4,7 +4,8 @@ folds, and a table of pooled video/frame AUC with the spread over folds.
     python bench/crossval_recipes.py --shards dev-shards --by dataset --output ablation \\
         --recipe base: --recipe blend:self_blend=0.5 --recipe sbi:fake_source=self-blend,self_blend=0.5
 
-A recipe is `name:key=value,...` over train-from-shards' options (TrainConfig fields);
+A recipe is `name:key=value,...` over train-from-shards' options (TrainConfig fields) and
+crossval's `checkpoint` (best or last);
 `--common` sets options for every recipe (e.g. `preset=small,epochs=10,workers=0`).
 Recipes that already have OUTPUT/<name>/crossval.json are not rerun, so an interrupted
 ablation continues where it stopped. Prints a markdown table and writes ablation.md.
@@ -22,12 +23,14 @@ from training.crossval import RESULT_JSON, run_crossval
 from training.train import TrainConfig
 
 _TYPES = {f.name: f.type for f in fields(TrainConfig)}
+# crossval's own options a recipe may set (the rest are train-from-shards')
+_CROSSVAL = {"checkpoint": "str"}
 
 
 def _value(key: str, text: str) -> Any:
-    kind = str(_TYPES.get(key, "str"))
-    if key not in _TYPES:
-        raise SystemExit(f"unknown train option {key!r}; choose from {sorted(_TYPES)}")
+    kind = str({**_TYPES, **_CROSSVAL}.get(key, "str"))
+    if key not in _TYPES and key not in _CROSSVAL:
+        raise SystemExit(f"unknown option {key!r}; choose from {sorted({**_TYPES, **_CROSSVAL})}")
     if "bool" in kind:
         return text.lower() in ("1", "true", "yes")
     if "int" in kind:

@@ -123,7 +123,7 @@ def test_cli_scores_every_pair_once_and_writes_the_table(shards, tmp_path):
     out = tmp_path / "cv"
     res = CliRunner().invoke(crossval, ["--shards", shards, "--output", str(out), "--by", "dataset", "--preset", "tiny",
                                         "--epochs", "1", "--batch-size", "8", "--workers", "0", "--input-size", str(SIZE),
-                                        "--device", "cpu"])
+                                        "--device", "cpu", "--checkpoint", "last"])
     assert res.exit_code == 0, res.output
     assert "| **pooled** |" in res.output and "| ds-a |" in res.output and "| Deepfakes |" in res.output
     result = json.loads((out / "crossval.json").read_text())
@@ -133,6 +133,7 @@ def test_cli_scores_every_pair_once_and_writes_the_table(shards, tmp_path):
             lines = [json.loads(line) for line in f]
         keys += [line["key"] for line in lines]
         assert {line["dataset"] for line in lines} == {fold["name"]}
+        assert fold["checkpoint"] == os.path.join(fold["dir"], "run", "last.pt")
         info = json.loads(open(os.path.join(fold["dir"], "shards", "_info.json"), encoding="utf-8").read())
         assert info["crossval"]["fold"] == fold["name"] and info["options"] == {"size": SIZE}
     assert len(keys) == len(set(keys)) == result["pooled"]["frames"] == 12 * 2 * FRAMES + FRAMES

@@ -147,6 +147,9 @@ def train_from_shards(**options: Any) -> None:
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.15, show_default=True,
               help="Share of each fold's training groups held back to pick best.pt.")
 @click.option("--fold-seed", type=int, default=0, show_default=True, help="Seeds which groups go to which fold (apart from --seed, so recipes are compared on the same folds).")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="Which checkpoint of each fold scores its held-out pairs: best.pt (highest val AUC) or last.pt "
+                   "(the final epoch, as SBI reports; steadier when the val groups are few).")
 @one_line_errors
 def crossval(**options: Any) -> None:
     """Cross-validate a training recipe with folds disjoint by group, dataset or method; prints the table.

@@ -303,10 +303,13 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def run_crossval(shards: str, output: str, by: str = "group", folds: int = 5, val_fraction: float = 0.15,
-                 fold_seed: int = 0, **train_options: Any) -> dict[str, Any]:
-    """Plan, train and score every fold; write OUTPUT/crossval.json and crossval.md."""
+                 fold_seed: int = 0, checkpoint: str = "best", **train_options: Any) -> dict[str, Any]:
+    """Plan, train and score every fold with its `checkpoint` ("best" or "last"); write
+    OUTPUT/crossval.json and crossval.md."""
     from training.evaluate import PREDICTIONS_NAME, run_evaluation
-    from training.train import BEST_NAME, TrainConfig, run_training
+    from training.train import BEST_NAME, LAST_NAME, TrainConfig, run_training
+
+    checkpoint_name = {"best": BEST_NAME, "last": LAST_NAME}[checkpoint]
 
     source = open_shards(shards)  # once: over a URL each read of _info.json is a download
     pairs = load_pairs(source, train_options.get("on_bad_shard", "stop"))
@@ -322,11 +325,11 @@ def run_crossval(shards: str, output: str, by: str = "group", folds: int = 5, va
         run = os.path.join(fold_dir, "run")
         run_training(TrainConfig(shards=fold_shards, output=run, **train_options))
         evaluation = os.path.join(fold_dir, "eval")
-        metrics = run_evaluation(os.path.join(run, BEST_NAME), fold_shards, evaluation, split="test",
+        metrics = run_evaluation(os.path.join(run, checkpoint_name), fold_shards, evaluation, split="test",
                                  workers=min(train_options.get("workers", 0), EVAL_SHARDS), device=train_options.get("device"))
         predictions += _read_predictions(os.path.join(evaluation, PREDICTIONS_NAME))
         fold_results.append({
-            "name": plan.name, "dir": fold_dir,
+            "name": plan.name, "dir": fold_dir, "checkpoint": metrics["checkpoint"],
             "pairs": {"train": len(plan.train), "val": len(plan.val), "test": len(plan.test)},
             "held_out_datasets": sorted({pairs[k].meta["dataset"] for k in plan.test}),
             "metrics": {k: v for k, v in metrics.items() if k not in ("checkpoint", "shards", "split", "model")},
@@ -335,7 +338,8 @@ def run_crossval(shards: str, output: str, by: str = "group", folds: int = 5, va
         "shards": shards, "by": by, "folds": fold_results, "pooled": pooled_summary(predictions, fold_results),
         "fold_video_auc": spread(f["metrics"]["video_auc"] for f in fold_results),
         "fold_frame_auc": spread(f["metrics"]["frame_auc"] for f in fold_results),
-        "options": {"folds": folds, "val_fraction": val_fraction, "fold_seed": fold_seed, "train": train_options},
+        "options": {"folds": folds, "val_fraction": val_fraction, "fold_seed": fold_seed, "checkpoint": checkpoint,
+                    "train": train_options},
     }
     with open(os.path.join(output, RESULT_JSON), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2, sort_keys=True)
