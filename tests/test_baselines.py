@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from shardgen import make_shards, read_jsonl
+from shardgen import PLAIN, make_shards, read_jsonl
 from training.checkpoint import load_detector, save_checkpoint
 from training.cli import compare, evaluate, train_from_shards, visualize
 from training.data import eval_loader
@@ -44,7 +44,7 @@ def runs(shards, tmp_path_factory):
     out = {}
     for kind in KINDS:
         run, ev = str(root / f"run-{kind}"), str(root / f"eval-{kind}")
-        _ok(runner.invoke(train_from_shards, ["--shards", shards, "--output", run, "--model", kind, "--epochs", "5",
+        _ok(runner.invoke(train_from_shards, ["--shards", shards, "--output", run, "--model", kind, "--epochs", "5", *PLAIN,
                                               "--batch-size", "16", "--lr", "2e-3", "--input-size", str(SIZE),
                                               "--workers", "0", "--device", "cpu"]))
         _ok(runner.invoke(evaluate, ["--checkpoint", f"{run}/best.pt", "--shards", shards, "--output", ev,

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from loopback import serve
-from shardgen import make_shards, read_jsonl
+from shardgen import PLAIN, make_shards, read_jsonl
 from shards.checked import checked_pairs
 from shards.info import read_info, split_urls
 from shards.source import open_shards
@@ -20,7 +20,7 @@ from training.cli import evaluate, train_from_shards, visualize
 from training.train import TrainConfig, run_training
 
 SIZE = 32
-TRAIN = ["--preset", "tiny", "--epochs", "2", "--batch-size", "8", "--lr", "1e-3", "--input-size", str(SIZE), "--device", "cpu"]
+TRAIN = [*PLAIN, "--preset", "tiny", "--epochs", "2", "--batch-size", "8", "--lr", "1e-3", "--input-size", str(SIZE), "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from training.checkpoint import load_detector
 from training.cli import evaluate, pretrain_denoiser, train_from_shards, visualize
 from training.data import eval_loader, group_class_counts, train_loader
 from training.predict import predict_pairs
+from training.recipe import CLI_RECIPE
 from training.train import TrainConfig, run_training
 
 SIZE = 32
@@ -67,6 +68,21 @@ def test_best_checkpoint_is_the_best_val_auc_then_accuracy(tmp_path):
     saved = torch.load(tmp_path / "r" / "best.pt", map_location="cpu", weights_only=True)
     assert saved["metrics"] == best
     assert (saved["best_auc"], saved["best_accuracy"]) == (best["val_auc"], best["val_accuracy"])
+
+
+def test_command_line_defaults_are_the_real_data_recipe_and_best_follows_the_last_epoch(small_shards, tmp_path):
+    """train-from-shards with no recipe options trains on self-blended reals, 32 pairs a
+    batch; there best.pt is the final epoch, whatever val says (its real fakes are few)."""
+    run = tmp_path / "r"
+    res = CliRunner().invoke(train_from_shards, ["--shards", small_shards, "--output", str(run), "--preset", "tiny",
+                                                 "--epochs", "3", "--input-size", str(SIZE), "--workers", "0",
+                                                 "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    train = json.load(open(run / "config.json"))["train"]
+    assert {k: train[k] for k in CLI_RECIPE if k != "epochs"} == {k: v for k, v in CLI_RECIPE.items() if k != "epochs"}
+    best, last = (torch.load(run / name, map_location="cpu", weights_only=True) for name in ("best.pt", "last.pt"))
+    assert best["epoch"] == last["epoch"] == 3
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
 
 
 def test_checkpoints_load_weights_only_and_predict(trained, shards):
@@ -289,6 +305,7 @@ def test_recompress_reencodes_face_and_background_together():
 DDP_DRIVER = """
 import json, os, sys
 sys.path.insert(0, {tests!r})
+from training.recipe import CLI_RECIPE
 from training.train import TrainConfig, run_training
 r = run_training(TrainConfig(shards={shards!r}, output={out!r}, preset="tiny", epochs=2, batch_size=8, lr=1e-3,
                              workers=1, input_size={size}, device="cpu"))

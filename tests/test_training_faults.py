@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from shardgen import make_shards, read_jsonl
+from shardgen import PLAIN, make_shards, read_jsonl
 from shards.info import split_lengths
 from training.checkpoint import NotACheckpoint, load_checkpoint, save_checkpoint
 from training.train import TrainConfig, run_training
@@ -20,7 +20,7 @@ from training.train import TrainConfig, run_training
 SIZE = 32
 # a plain progress line every batch: how the kill test sees that epoch 2 has taken a step
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "default", "NOISETRACE_PROGRESS_S": "0"}
-TRAIN = ["--preset", "tiny", "--epochs", "3", "--batch-size", "8", "--lr", "1e-3", "--input-size", str(SIZE), "--device", "cpu"]
+TRAIN = [*PLAIN, "--preset", "tiny", "--epochs", "3", "--batch-size", "8", "--lr", "1e-3", "--input-size", str(SIZE), "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
