@@ -5,7 +5,9 @@ folds, and a table of pooled video/frame AUC with the spread over folds.
         --recipe base: --recipe blend:self_blend=0.5 --recipe sbi:fake_source=self-blend,self_blend=0.5
 
 A recipe is `name:key=value,...` over train-from-shards' options (TrainConfig fields) and
-crossval's `checkpoint` (best or last);
+crossval's `checkpoint` (best or last). Recipes start from TrainConfig's own defaults, the
+paper's plain recipe on the shards' fakes, not from train-from-shards' (training.recipe):
+`sbi:fake_source=self-blend,self_blend=0.5,epochs=60,batch_size=32` is the command line's;
 `--common` sets options for every recipe (e.g. `preset=small,epochs=10,workers=0`).
 Recipes that already have OUTPUT/<name>/crossval.json are not rerun, so an interrupted
 ablation continues where it stopped. Prints a markdown table and writes ablation.md.
