@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from shardgen import make_shards, read_jsonl
+from shardgen import PLAIN, make_shards, read_jsonl
 from shards.source import open_shards
 from training.checkpoint import load_detector
 from training.cli import evaluate, pretrain_denoiser, train_from_shards, visualize
@@ -147,8 +147,8 @@ def test_a_log_file_gets_plain_lines_not_progress_bar_frames(small_shards, tmp_p
     log = tmp_path / "train.log"
     with open(log, "wb") as f:
         subprocess.run(["train-from-shards", "--shards", small_shards, "--output", str(tmp_path / "run"), "--preset", "tiny",
-                        "--epochs", "2", "--batch-size", "16", "--workers", "0", "--input-size", str(SIZE), "--device", "cpu"],
-                       stdout=f, stderr=subprocess.STDOUT, check=True, env={**os.environ, "NOISETRACE_PROGRESS_S": "0"})
+                        "--epochs", "2", "--batch-size", "16", "--workers", "0", "--input-size", str(SIZE), "--device", "cpu",
+                        *PLAIN], stdout=f, stderr=subprocess.STDOUT, check=True, env={**os.environ, "NOISETRACE_PROGRESS_S": "0"})
     text = log.read_text()
     assert "\r" not in text and "it/s" not in text
     assert "epoch 1/2: batch 1/6, loss " in text and "epoch 2/2: batch 6/6, loss " in text  # 96 balanced pairs / 16
