@@ -24,15 +24,14 @@ from typing import Any
 from training.crossval import RESULT_JSON, run_crossval
 from training.train import TrainConfig
 
-_TYPES = {f.name: f.type for f in fields(TrainConfig)}
-# crossval's own options a recipe may set (the rest are train-from-shards')
-_CROSSVAL = {"checkpoint": "str"}
+# train-from-shards' options (TrainConfig fields) and crossval's own that a recipe may set
+_TYPES = {**{f.name: f.type for f in fields(TrainConfig)}, "checkpoint": "str"}
 
 
 def _value(key: str, text: str) -> Any:
-    kind = str({**_TYPES, **_CROSSVAL}.get(key, "str"))
-    if key not in _TYPES and key not in _CROSSVAL:
-        raise SystemExit(f"unknown option {key!r}; choose from {sorted({**_TYPES, **_CROSSVAL})}")
+    if key not in _TYPES:
+        raise SystemExit(f"unknown option {key!r}; choose from {sorted(_TYPES)}")
+    kind = str(_TYPES[key])
     if "bool" in kind:
         return text.lower() in ("1", "true", "yes")
     if "int" in kind:

@@ -89,10 +89,9 @@ def native_video_cues(manifest: str, min_frames: int) -> dict[str, dict]:
     return _per_video(ratios, meta)
 
 
-def _interval(statistic, videos: list[dict], scores: np.ndarray) -> str:
-    labels = np.array([v["label"] == "fake" for v in videos], dtype=np.int64)
-    lo, hi = group_bootstrap_ci(statistic, [v["group"] for v in videos], labels, scores)
-    return f"95% interval {lo:.3f}-{hi:.3f} over {len({v['group'] for v in videos})} groups"
+def _interval(statistic, groups: list[str], labels: np.ndarray, scores: np.ndarray) -> str:
+    lo, hi = group_bootstrap_ci(statistic, groups, labels, scores)
+    return f"95% interval {lo:.3f}-{hi:.3f} over {len(set(groups))} groups"
 
 
 def across_videos(videos: dict[str, dict]) -> dict[str, tuple[float, int, int]]:
@@ -130,16 +129,17 @@ def main() -> None:
     args = ap.parse_args()
     videos = video_cues(args.shards) if args.shards else native_video_cues(args.native, args.min_frames_per_video)
     chosen = list(videos.values())
+    groups = [v["group"] for v in chosen]
+    labels = np.array([v["label"] == "fake" for v in chosen], dtype=np.int64)
     scores = -np.array([v["cue"] for v in chosen])
     print(f"{len(videos)} videos with pairs")
     print("\nacross videos (one threshold for all): video AUC of the cue")
     for name, (auc, reals, fakes) in across_videos(videos).items():
         print(f"  {name:18s} {auc:.3f}  ({reals} real, {fakes} fake)")
-    print(f"  all videos: {_interval(video_auc, chosen, scores)}")
-    auc, pairs = within_group_auc([v["group"] for v in chosen],
-                                  np.array([v["label"] == "fake" for v in chosen], dtype=np.int64), scores)
+    print(f"  all videos: {_interval(video_auc, groups, labels, scores)}")
+    auc, pairs = within_group_auc(groups, labels, scores)
     print(f"\nwithin-group video AUC (as evaluate and crossval report it): {auc:.3f} over {pairs} real/fake pairs, "
-          + _interval(lambda g, y, x: within_group_auc(g, y, x)[0], chosen, scores))
+          + _interval(lambda g, y, x: within_group_auc(g, y, x)[0], groups, labels, scores))
     print("\nwithin groups: share of fakes whose cue is below their own group's real video(s)")
     for name, (share, fakes) in within_groups(videos).items():
         print(f"  {name:18s} {share:.2f}  ({fakes} fakes)")

@@ -81,6 +81,7 @@ def read_jsonl(path: str) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
+
 # train-from-shards' defaults train on self-blended reals (training.recipe); tests about
 # learning the shards' own fakes, or about determinism, pin TrainConfig's plain recipe
 PLAIN = ["--fake-source", "shards", "--self-blend", "0"]

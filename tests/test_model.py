@@ -140,7 +140,6 @@ def test_within_group_auc_compares_only_reals_and_fakes_of_one_group():
     assert np.isnan(within_group_auc(["a", "b"], np.array([0, 1]), np.array([0.1, 0.9]))[0])
 
 
-
 def test_group_bootstrap_interval_resamples_whole_groups():
     rng = np.random.default_rng(0)
     groups = [f"g{i // 4}" for i in range(80)]  # 20 groups of 4 videos

@@ -305,7 +305,6 @@ def test_recompress_reencodes_face_and_background_together():
 DDP_DRIVER = """
 import json, os, sys
 sys.path.insert(0, {tests!r})
-from training.recipe import CLI_RECIPE
 from training.train import TrainConfig, run_training
 r = run_training(TrainConfig(shards={shards!r}, output={out!r}, preset="tiny", epochs=2, batch_size=8, lr=1e-3,
                              workers=1, input_size={size}, device="cpu"))
