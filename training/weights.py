@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from training.checkpoint import CHECKPOINT_FORMAT, DENOISER_FORMAT, NotACheckpoint, read_torch_file
-from training.model import DnCNN
+from training.noise_nets import DnCNN
 
 _KAIR_KEY = re.compile(r"^model\.(\d+)\.(weight|bias)$")
 
