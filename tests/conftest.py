@@ -31,3 +31,11 @@ def copy_demo_set(demo_set):
         return [replace(v, path=os.path.join(str(dest), os.path.relpath(v.path, root))) for v in videos]
 
     return copy
+
+
+@pytest.fixture(scope="session", autouse=True)
+def residual_cache_dir(tmp_path_factory):
+    """Frozen extractors' residuals go to a folder of this session, never the user's cache."""
+    path = str(tmp_path_factory.mktemp("residual-cache"))
+    os.environ["NOISETRACE_CACHE"] = path
+    return path

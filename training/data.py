@@ -106,19 +106,38 @@ def horizontal_flip(seed: int, epoch: int) -> Stage:
         rng = _rng(seed, epoch, 3)
         for sample in src:
             if rng.random() < 0.5:
-                sample = {**sample, "face": sample["face"][:, ::-1], "background": sample["background"][:, ::-1]}
+                sample = {**sample, "face": sample["face"][:, ::-1], "background": sample["background"][:, ::-1],
+                          "extra_backgrounds": [b[:, ::-1] for b in sample.get("extra_backgrounds") or []]}
             yield sample
 
     return stage
 
 
+def _extra_backgrounds(samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pairs' extra background squares (`build-shards --backgrounds K`) as uint8
+    (B,K,3,H,W), K the most any pair has, zero-padded, and the (B,K) mask of real ones."""
+    extras = [s.get("extra_backgrounds") or [] for s in samples]
+    k = max(map(len, extras))
+    h, w, c = samples[0]["face"].shape
+    out = np.zeros((len(samples), k, c, h, w), np.uint8)
+    mask = np.zeros((len(samples), k), bool)
+    for i, squares in enumerate(extras):
+        for j, square in enumerate(squares):
+            out[i, j], mask[i, j] = square.transpose(2, 0, 1), True
+    return torch.from_numpy(out), torch.from_numpy(mask)
+
+
 def collate_pairs(samples: list[Sample]) -> Sample:
-    """A list of decoded pairs -> uint8 (B,3,H,W) face/background tensors, int64 labels."""
+    """A list of decoded pairs -> uint8 (B,3,H,W) face/background tensors, the extra
+    backgrounds (`_extra_backgrounds`), int64 labels."""
     faces = np.stack([s["face"] for s in samples]).transpose(0, 3, 1, 2)
     backgrounds = np.stack([s["background"] for s in samples]).transpose(0, 3, 1, 2)
+    extra, extra_mask = _extra_backgrounds(samples)
     return {
         "face": torch.from_numpy(np.ascontiguousarray(faces)),
         "background": torch.from_numpy(np.ascontiguousarray(backgrounds)),
+        "extra_background": extra,
+        "extra_mask": extra_mask,
         "cls": torch.tensor([s["cls"] for s in samples], dtype=torch.int64),
         "key": [s["key"] for s in samples],
         "meta": [s["meta"] for s in samples],

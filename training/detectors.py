@@ -23,12 +23,15 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"unknown model {kind!r}; choose from {list(MODEL_KINDS)}")
 
 
-def architecture(kind: str, preset_name: str, input_size: int, noise_stats: bool = False) -> dict[str, Any]:
-    """The dict that fixes the model's shapes (config.json's `model`); `preset_name` and
-    `noise_stats` matter only to the noise model. Every kind records `input_size`: `detect` crops to it."""
+def architecture(kind: str, preset_name: str, input_size: int, noise_stats: bool = False, extractor: str = "dncnn",
+                 reference: str = "background") -> dict[str, Any]:
+    """The dict that fixes the model's shapes (config.json's `model`); `preset_name`,
+    `noise_stats`, `extractor` and `reference` matter only to the noise model. Every kind
+    records `input_size`: `detect` crops to it."""
     _check_kind(kind)
     if kind == DEFAULT_MODEL_KIND:
-        return preset(preset_name, input_size=input_size, noise_stats=noise_stats).to_dict()
+        return preset(preset_name, input_size=input_size, noise_stats=noise_stats, extractor=extractor,
+                      reference=reference).to_dict()
     return {"input_size": input_size, "channels": 3}
 
 

@@ -23,6 +23,7 @@ from training.metrics import (  # noqa: E402
     accuracy, finite_or_none, group_bootstrap_ci, per_group_mean, roc_auc, roc_curve, video_auc, within_group_auc,
 )
 from training.predict import predict_loader  # noqa: E402
+from training.residuals import cache_for, frozen_extractor  # noqa: E402
 from training.presets import DEFAULT_MODEL_KIND  # noqa: E402
 
 METRICS_NAME = "metrics.json"
@@ -140,14 +141,18 @@ def run_evaluation(
     workers: int = 2,
     device: str | None = None,
     on_bad_shard: str = "stop",
+    residual_cache: str | None = None,
 ) -> dict[str, Any]:
-    """Write OUTPUT/metrics.json, roc.png and predictions.jsonl; returns the metrics."""
+    """Write OUTPUT/metrics.json, roc.png and predictions.jsonl; returns the metrics. A
+    checkpoint whose extractor was frozen reads its residuals through `residual_cache`
+    (training.residuals: None, the default folder; "off", none)."""
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint)
     model = detector_from_checkpoint(ckpt, dev)
     lengths = open_shards(shards).lengths(split)
     loader = eval_loader(list(lengths), batch_size=batch_size, workers=workers, lengths=lengths, on_bad_shard=on_bad_shard)
-    out = predict_loader(model, loader, dev)
+    cache = cache_for(model, frozen_extractor(ckpt["config"].get("train", {})), residual_cache, dev)
+    out = predict_loader(model, loader, dev, cache)
     require_pairs(out["cls"].size, shards, split)
     metrics = {"checkpoint": checkpoint, "shards": shards, "split": split, "model": describe_model(ckpt, model),
                **summarize(out["cls"], out["prob"], out["meta"])}

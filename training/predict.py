@@ -8,18 +8,40 @@ import torch
 from torch import nn
 
 from training.device import autocast, place_images
+from training.residuals import ResidualCache
+
+
+def pair_inputs(model: nn.Module, faces: torch.Tensor, backgrounds: torch.Tensor, device: torch.device,
+                extra: torch.Tensor | None = None, extra_mask: torch.Tensor | None = None,
+                cache: ResidualCache | None = None) -> tuple[list[torch.Tensor], dict[str, Any]]:
+    """(args, kwargs) of `model` for uint8 (B,3,H,W) squares (extras (B,K,3,H,W) with a
+    (B,K) mask, read only by a model that `reads_extra_backgrounds`): images on `device`,
+    or, given the frozen extractor's `cache`, its residuals and `residuals=True`."""
+    frame = getattr(model, "reads_extra_backgrounds", False)
+    if frame and extra is None:
+        extra = faces.new_zeros((faces.shape[0], 0, *faces.shape[1:]))
+        extra_mask = torch.zeros((faces.shape[0], 0), dtype=torch.bool)
+    prepare = cache or (lambda images: place_images(images, device))
+    args = [prepare(faces), prepare(backgrounds)]
+    if frame:
+        b, k = extra.shape[:2]
+        squares = prepare(extra.flatten(0, 1)) if k else args[1].new_zeros((0, *args[1].shape[1:]))
+        args += [squares.view(b, k, *squares.shape[1:]), extra_mask.to(device)]
+    return args, ({"residuals": True} if cache is not None else {})
 
 
 @torch.no_grad()
-def fake_probability(model: nn.Module, faces: torch.Tensor, backgrounds: torch.Tensor, device: torch.device) -> torch.Tensor:
+def fake_probability(model: nn.Module, faces: torch.Tensor, backgrounds: torch.Tensor, device: torch.device,
+                     extra: torch.Tensor | None = None, extra_mask: torch.Tensor | None = None,
+                     cache: ResidualCache | None = None) -> torch.Tensor:
     """uint8 (B,3,H,W) pairs -> P(fake) as float32 on the CPU; `model` must be in eval mode."""
-    faces, backgrounds = place_images(faces, device), place_images(backgrounds, device)
+    args, kwargs = pair_inputs(model, faces, backgrounds, device, extra, extra_mask, cache)
     with autocast(device):
-        logits = model(faces, backgrounds)
+        logits = model(*args, **kwargs)
     return logits.float().softmax(dim=1)[:, 1].cpu()
 
 
-def predict_loader(model: nn.Module, loader: Any, device: torch.device) -> dict[str, Any]:
+def predict_loader(model: nn.Module, loader: Any, device: torch.device, cache: ResidualCache | None = None) -> dict[str, Any]:
     """Run over batches of `training.data.collate_pairs`: {'prob', 'cls' (arrays), 'key', 'meta' (lists)}."""
     model.eval()
     probs: list[np.ndarray] = []
@@ -27,7 +49,8 @@ def predict_loader(model: nn.Module, loader: Any, device: torch.device) -> dict[
     keys: list[str] = []
     metas: list[dict[str, Any]] = []
     for batch in loader:
-        probs.append(fake_probability(model, batch["face"], batch["background"], device).numpy())
+        probs.append(fake_probability(model, batch["face"], batch["background"], device, batch["extra_background"],
+                                      batch["extra_mask"], cache).numpy())
         labels.append(batch["cls"].numpy())
         keys += batch["key"]
         metas += batch["meta"]

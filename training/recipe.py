@@ -10,4 +10,4 @@ counts steps: a larger batch takes fewer of them per epoch).
 """
 from __future__ import annotations
 
-CLI_RECIPE = {"fake_source": "self-blend", "self_blend": 0.5, "epochs": 60, "batch_size": 32}
+CLI_RECIPE = {"fake_source": "self-blend", "self_blend": 0.5, "epochs": 60, "batch_size": 32, "extractor": "dncnn"}

@@ -16,6 +16,8 @@ select, so a seed gives the same fakes.
 """
 from __future__ import annotations
 
+import hashlib
+
 import torch
 import torch.nn.functional as F
 
@@ -117,3 +119,19 @@ def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     flat = F.conv2d(F.pad(flat, (BLUR_RADIUS, BLUR_RADIUS, 0, 0), mode="replicate"), kernel[:, None, None, :], groups=batch * channels)
     flat = F.conv2d(F.pad(flat, (0, 0, BLUR_RADIUS, BLUR_RADIUS), mode="replicate"), kernel[:, None, :, None], groups=batch * channels)
     return flat.reshape(batch, channels, height, width)
+
+
+def banked_self_blend(faces: torch.Tensor, generator: torch.Generator, variants: int) -> torch.Tensor:
+    """`self_blend` of each face, drawn from a fixed bank of `variants` blends per face.
+
+    `generator` only picks which of the bank's blends each face gets; the blend itself is
+    seeded by the face's own pixels and the pick. So over a run a face is turned into at
+    most `variants` distinct fakes, always the same ones, which is what lets a frozen
+    extractor's residuals of them be cached (training.residuals) across epochs, folds and
+    seeds, where a fresh blend every step would need the extractor every step."""
+    picks = torch.randint(variants, (len(faces),), generator=generator, device=generator.device).tolist()
+    out = faces.clone()
+    for i, pick in enumerate(picks):
+        face_seed = int.from_bytes(hashlib.sha1(faces[i].cpu().contiguous().numpy().tobytes()).digest()[:6], "big")
+        out[i] = self_blend(faces[i : i + 1], torch.Generator().manual_seed(face_seed * variants + pick))[0]
+    return out

@@ -31,12 +31,13 @@ from shards.source import ShardSource, open_shards
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import eval_loader, group_class_counts, train_loader
 from training.detectors import architecture, build_detector
-from training.device import autocast, place_images, place_model, resolve_device
+from training.device import autocast, place_model, resolve_device
 from training.metrics import accuracy, finite_or_none, roc_auc
-from training.presets import DEFAULT_MODEL_KIND
-from training.predict import predict_loader
+from training.extractors import load_extractor
+from training.presets import DEFAULT_MODEL_KIND, EXTRACTORS, REFERENCES
+from training.predict import pair_inputs, predict_loader
 from training.recompress import recompress_pairs
-from training.weights import load_extractor_weights
+from training.residuals import CACHE_OFF, ResidualCache, cache_for, frozen_extractor
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
@@ -58,6 +59,12 @@ class TrainConfig:
     lr_schedule: str = "cosine"  # LR_SCHEDULES
     weight_decay: float = 0.0  # AdamW's decoupled decay of the conv and linear weights
     init_denoiser: str | None = None
+    extractor: str = "dncnn"  # training.presets.EXTRACTORS; noiseprintpp and ffdnet are always frozen
+    reference: str = "background"  # training.presets.REFERENCES: what the face's noise is compared with
+    # where a frozen extractor's residuals are kept (training.residuals); None: the default
+    # folder, "off": computed every time
+    residual_cache: str | None = None
+    blend_variants: int = 8  # with the cache: self-blended fakes kept per real face (banked_self_blend)
     # keep the extractor at --init-denoiser's weights and BatchNorm statistics, so only the
     # similarity head learns: it can then read only how face and background noise correlate,
     # with far less capacity to learn which source a clip came from
@@ -147,13 +154,15 @@ def _gather(obj: Any, ctx: _Dist) -> list[Any]:
     return out
 
 
-def _apply_self_blend(faces: torch.Tensor, labels: torch.Tensor, fraction: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Turn round(fraction x batch) real pairs into fakes: face <- self_blend(face), label 1.
+def _apply_self_blend(faces: torch.Tensor, labels: torch.Tensor, fraction: float, gen: torch.Generator,
+                      variants: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn round(fraction x batch) real pairs into fakes: face <- self_blend(face), label 1;
+    with `variants`, one of that many fixed blends of each face (banked_self_blend).
 
     The background is untouched, so the blended face's noise no longer matches it: the
     same cue a face swap leaves, without needing a fake video.
     """
-    from training.selfblend import self_blend  # lazy: only runs that ask for it need it
+    from training.selfblend import banked_self_blend, self_blend  # lazy: only runs that ask for it need it
 
     real = (labels == 0).nonzero().flatten()
     n = min(len(real), round(fraction * len(labels)))
@@ -161,12 +170,23 @@ def _apply_self_blend(faces: torch.Tensor, labels: torch.Tensor, fraction: float
         return faces, labels
     pick = real[torch.randperm(len(real), generator=gen)[:n]]
     faces, labels = faces.clone(), labels.clone()
-    faces[pick] = self_blend(faces[pick], gen)
+    faces[pick] = self_blend(faces[pick], gen) if variants is None else banked_self_blend(faces[pick], gen, variants)
     labels[pick] = 1
     return faces, labels
 
 
-def _validate(model: nn.Module, config: TrainConfig, source: ShardSource, device: torch.device, ctx: _Dist) -> tuple[float, float]:
+def _flip_residuals(inputs: list[torch.Tensor], gen: torch.Generator) -> list[torch.Tensor]:
+    """Flip every square of half the pairs left-right, as the loader flips images when the
+    residuals are not cached (a residual cannot be looked up for a flipped image)."""
+    flip = (torch.rand(len(inputs[0]), generator=gen) < 0.5).to(inputs[0].device)
+    out = [torch.where(flip.view(-1, *[1] * (t.ndim - 1)), t.flip(-1), t) for t in inputs[:2]]
+    if len(inputs) > 2:  # the frame reference's extras (B,K,C,H,W) and their mask
+        out += [torch.where(flip.view(-1, 1, 1, 1, 1), inputs[2].flip(-1), inputs[2]), inputs[3]]
+    return out
+
+
+def _validate(model: nn.Module, config: TrainConfig, source: ShardSource, device: torch.device, ctx: _Dist,
+              cache: ResidualCache | None = None) -> tuple[float, float]:
     """(accuracy, AUC) over the whole validation split; every rank returns the same numbers.
 
     Shards go round-robin to ranks (a rank may get none: webdataset #68) and predictions
@@ -177,7 +197,7 @@ def _validate(model: nn.Module, config: TrainConfig, source: ShardSource, device
     local = {"prob": np.zeros(0, np.float32), "cls": np.zeros(0, np.int64)}
     if urls:
         out = predict_loader(model, eval_loader(urls, batch_size=config.batch_size * 2, workers=config.workers,
-                                                  lengths=lengths, on_bad_shard=config.on_bad_shard), device)
+                                                  lengths=lengths, on_bad_shard=config.on_bad_shard), device, cache)
         local = {"prob": out["prob"], "cls": out["cls"]}
     parts = _gather(local, ctx)
     probs = np.concatenate([p["prob"] for p in parts])
@@ -231,7 +251,14 @@ def _check_options(config: TrainConfig) -> None:
                          f"(the share turned fake, e.g. 0.5), got {config.self_blend}")
     if config.init_denoiser and config.model != DEFAULT_MODEL_KIND:
         raise ValueError(f"--init-denoiser initialises the noise model's DnCNN; model {config.model!r} has none")
-    if config.freeze_denoiser and not config.init_denoiser:
+    if config.extractor not in EXTRACTORS or config.reference not in REFERENCES:
+        raise ValueError(f"extractor must be one of {EXTRACTORS} and reference one of {REFERENCES}, "
+                         f"got {config.extractor!r} and {config.reference!r}")
+    if config.extractor != "dncnn" and config.model != DEFAULT_MODEL_KIND:
+        raise ValueError(f"--extractor {config.extractor} is the noise model's; model {config.model!r} has none")
+    if config.blend_variants < 1:
+        raise ValueError(f"--blend-variants must be at least 1, got {config.blend_variants}")
+    if config.freeze_denoiser and config.extractor == "dncnn" and not config.init_denoiser:
         raise ValueError("--freeze-denoiser keeps the noise extractor at the weights --init-denoiser gives it; "
                          "give --init-denoiser (e.g. a pretrain-denoiser output), or leave out --freeze-denoiser")
 
@@ -252,7 +279,7 @@ def run_training(config: TrainConfig) -> TrainResult:
     source = open_shards(config.shards)
     for split in ("train", config.val_split):
         source.urls(split)  # fail now, not after an epoch
-    model_arch = architecture(config.model, config.preset, config.input_size, config.noise_stats)
+    model_arch = architecture(config.model, config.preset, config.input_size, config.noise_stats, config.extractor, config.reference)
     run_config = {
         "train": asdict(config),
         "model_kind": config.model,
@@ -267,10 +294,12 @@ def run_training(config: TrainConfig) -> TrainResult:
 
     torch.manual_seed(config.seed)
     model = place_model(build_detector(config.model, model_arch), device)
-    if config.init_denoiser and ckpt is None:
-        run_config["init_denoiser_format"] = load_extractor_weights(model.extractor, config.init_denoiser)
-    if config.freeze_denoiser:
+    if ckpt is None and (config.init_denoiser or config.extractor != "dncnn"):
+        run_config["init_denoiser_format"] = load_extractor(model.extractor, config.extractor, config.init_denoiser)
+    frozen = frozen_extractor(asdict(config))
+    if frozen:
         model.extractor.requires_grad_(False)
+    cache = cache_for(model, frozen, config.residual_cache if config.recompress == 0 else CACHE_OFF, device)
     # frozen weights stay out of the optimizer: Adam has no state for them, before and after --resume
     optimizer = torch.optim.AdamW(param_groups([p for p in model.parameters() if p.requires_grad], config.weight_decay),
                                   lr=config.lr, weight_decay=0.0)
@@ -305,12 +334,12 @@ def run_training(config: TrainConfig) -> TrainResult:
         loader, batches = train_loader(
             source, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed,
             workers=config.workers, balance=config.balance, group_counts=group_counts, reals_only=config.fake_source == "self-blend",
-            shuffle_buffer=config.shuffle_buffer,
+            flip=cache is None, shuffle_buffer=config.shuffle_buffer,
             on_bad_shard=config.on_bad_shard,
         )
         blend_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1009 + ctx.rank)
         train_model.train()
-        if config.freeze_denoiser:
+        if frozen:
             model.extractor.eval()  # BatchNorm keeps the given running statistics instead of this batch's
         total, started = torch.zeros((), device=device), time.perf_counter()
         # a bar redrawn with carriage returns on a terminal; plain lines in a log file
@@ -322,14 +351,17 @@ def run_training(config: TrainConfig) -> TrainResult:
                 raise ValueError(f"{config.shards}: shards hold {faces.shape[-1]}px squares but --input-size is "
                                  f"{config.input_size}; use --input-size {faces.shape[-1]}")
             if config.self_blend > 0:
-                faces, labels = _apply_self_blend(faces, labels, config.self_blend, blend_gen)
+                faces, labels = _apply_self_blend(faces, labels, config.self_blend, blend_gen,
+                                                  None if cache is None else config.blend_variants)
             backgrounds = batch["background"]
             if config.recompress > 0:
                 faces, backgrounds = recompress_pairs(faces, backgrounds, config.recompress, blend_gen)
-            faces, backgrounds = place_images(faces, device), place_images(backgrounds, device)
+            inputs, kwargs = pair_inputs(model, faces, backgrounds, device, batch["extra_background"], batch["extra_mask"], cache)
+            if cache is not None:
+                inputs = _flip_residuals(inputs, blend_gen)
             labels = labels.to(device, non_blocking=True)
             with autocast(device):
-                loss = loss_fn(train_model(faces, backgrounds).float(), labels)
+                loss = loss_fn(train_model(*inputs, **kwargs).float(), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -342,7 +374,7 @@ def run_training(config: TrainConfig) -> TrainResult:
         elapsed = time.perf_counter() - started
         pairs_per_s = _all_mean(batches * config.batch_size / elapsed, ctx, device) * ctx.world
         epoch_loss = _all_mean(float(total) / batches, ctx, device)
-        val_accuracy, val_auc = _validate(model, config, source, device, ctx)
+        val_accuracy, val_auc = _validate(model, config, source, device, ctx, cache)
         record = {"epoch": epoch + 1, "loss": epoch_loss, "val_accuracy": val_accuracy, "val_auc": val_auc, "pairs_per_s": pairs_per_s}
         history.append(record)
         score = selection_score(val_auc, val_accuracy)
