@@ -93,3 +93,49 @@ def background_square(face: Square, frame_w: int, frame_h: int) -> Square | None
                 if d > best_d:
                     best, best_d = (x, y, s), d
     return best
+
+
+def extra_background_squares(face: Square, background: Square, frame_w: int, frame_h: int, k: int) -> list[Square]:
+    """Up to `k` more squares of the face's size, spread over the frame, for a pair whose
+    main (furthest) background square is `background`: the frame's own yardstick of how
+    much noise its scene carries, beside the one square the paper compares the face with.
+
+    Candidates are the squares inside the frame, not overlapping the face, whose corner lies
+    on a grid: x in 0, step, 2 step, ... plus the far edge `frame_w - side` (y likewise),
+    step = side // 2 (at least 1). Each allowed region (left of, right of, above or below
+    the face) touches a frame edge, so it holds a candidate whenever it holds any square,
+    and a 4K frame gives a few hundred candidates, not millions. Picks are greedy max-min:
+    each is the candidate whose smallest distance (of centres, which for same-size squares
+    is the distance of corners) to the face, the main background and the squares already
+    picked is largest, so the picks spread over the frame away from the face and from each
+    other. Ties go to the first candidate in reading order (by y, then x), for reproducible
+    crops. Picks may overlap each other (so a small frame still gives several) but never the
+    face, and never coincide with each other or with the main background. Fewer than `k`
+    when the grid has no more distinct candidates; [] when `k` is 0.
+    """
+    if k < 0:
+        raise ValueError(f"the number of extra background squares must be 0 or more, got {k}")
+    fx, fy, s = face
+    max_x, max_y = frame_w - s, frame_h - s
+    if k == 0 or max_x < 0 or max_y < 0:
+        return []
+    step = max(s // 2, 1)
+    xs = sorted({*range(0, max_x + 1, step), max_x})
+    ys = sorted({*range(0, max_y + 1, step), max_y})
+    candidates = [(x, y, s) for y in ys for x in xs if not overlaps((x, y, s), face)]
+    # Squared distances are integers: exact comparisons, so ties are real ties.
+    nearest = [min(_distance2(c, face), _distance2(c, background)) for c in candidates]
+    picks: list[Square] = []
+    while len(picks) < k:
+        best = max(range(len(candidates)), key=nearest.__getitem__, default=None)  # first of equals
+        if best is None or nearest[best] == 0:  # every candidate left is the background or a pick
+            break
+        pick = candidates[best]
+        picks.append(pick)
+        nearest = [min(d, _distance2(c, pick)) for c, d in zip(candidates, nearest)]
+    return picks
+
+
+def _distance2(a: Square, b: Square) -> int:
+    """Squared distance of the corners (= of the centres, for squares of one size)."""
+    return (a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2
