@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 Square = tuple[int, int, int]
 
 
@@ -120,22 +122,23 @@ def extra_background_squares(face: Square, background: Square, frame_w: int, fra
     if k == 0 or max_x < 0 or max_y < 0:
         return []
     step = max(s // 2, 1)
-    xs = sorted({*range(0, max_x + 1, step), max_x})
-    ys = sorted({*range(0, max_y + 1, step), max_y})
-    candidates = [(x, y, s) for y in ys for x in xs if not overlaps((x, y, s), face)]
+    xs = np.union1d(np.arange(0, max_x + 1, step), [max_x])
+    ys = np.union1d(np.arange(0, max_y + 1, step), [max_y])
+    cy, cx = (a.ravel() for a in np.meshgrid(ys, xs, indexing="ij"))  # reading order: by y, then x
+    free = (cx + s <= fx) | (fx + s <= cx) | (cy + s <= fy) | (fy + s <= cy)  # not overlapping the face
+    cx, cy = cx[free], cy[free]
     # Squared distances are integers: exact comparisons, so ties are real ties.
-    nearest = [min(_distance2(c, face), _distance2(c, background)) for c in candidates]
+    nearest = np.minimum(_distance2(cx, cy, face), _distance2(cx, cy, background))
     picks: list[Square] = []
-    while len(picks) < k:
-        best = max(range(len(candidates)), key=nearest.__getitem__, default=None)  # first of equals
-        if best is None or nearest[best] == 0:  # every candidate left is the background or a pick
-            break
-        pick = candidates[best]
+    while len(picks) < k and nearest.size and nearest.max() > 0:  # 0: only the background and picks are left
+        best = int(np.argmax(nearest))  # the first of equals
+        pick = (int(cx[best]), int(cy[best]), s)
         picks.append(pick)
-        nearest = [min(d, _distance2(c, pick)) for c, d in zip(candidates, nearest)]
+        nearest = np.minimum(nearest, _distance2(cx, cy, pick))
     return picks
 
 
-def _distance2(a: Square, b: Square) -> int:
-    """Squared distance of the corners (= of the centres, for squares of one size)."""
-    return (a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2
+def _distance2(xs: np.ndarray, ys: np.ndarray, square: Square) -> np.ndarray:
+    """Squared distances of the corners (xs, ys) to the square's (= of the centres, for
+    squares of one size)."""
+    return (xs - square[0]) ** 2 + (ys - square[1]) ** 2

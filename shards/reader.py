@@ -13,14 +13,14 @@ from typing import Any
 import webdataset as wds
 
 from shards.raw import Members, stream_members
-from shards.schema import BACKGROUND, CLS, FACE, META, decode_png, extra_background_suffixes
+from shards.schema import BACKGROUND, CLS, FACE, MEMBER_SUFFIXES, META, decode_png, extra_background_suffixes
 
 
 def decode_pair(raw: dict[str, Any]) -> dict[str, Any]:
     """WebDataset raw sample -> {'key', 'face', 'background', 'extra_backgrounds', 'cls',
     'meta', 'url'}; `extra_backgrounds` lists the `--backgrounds` squares in member order
     (background1, background2, ...), empty for shards built without them."""
-    missing = [s for s in (FACE, BACKGROUND, CLS, META) if s not in raw]
+    missing = [s for s in MEMBER_SUFFIXES if s not in raw]
     meta = json.loads(raw[META]) if META in raw else {}
     missing += [s for s in extra_background_suffixes(meta) if s not in raw]
     if missing:

@@ -2,12 +2,15 @@
 
 A sample is a group of tar members sharing a key: `<key>.face.png`, `<key>.background.png`,
 `<key>.cls` and `<key>.json`. PNG keeps every pixel: JPEG would erase the noise traces the
-detector reads. Shards built with `build-shards --backgrounds K` (K > 0) add, per sample, up
-to K more same-size background squares of the same frame, `<key>.background1.png` ...
-`<key>.backgroundN.png` (N <= K, possibly 0), and the json's `extra_background_boxes`: their
-N [x, y, side] boxes, in member order. Without that option a sample has neither, byte for
-byte as before, so readers that know only the four members keep working. `cls` is 0 for real and 1 for fake, everywhere in this project (datasets
+detector reads. `cls` is 0 for real and 1 for fake, everywhere in this project (datasets
 disagree on the convention; Celeb-DF's test list uses 1 for real).
+
+Shards built with `build-shards --backgrounds K` (K > 0) add to each sample up to K more
+background squares of the same frame and size, `<key>.background1.png` ...
+`<key>.backgroundN.png` (N <= K, 0 when the frame has no room), and to its json
+`extra_background_boxes`: their N [x, y, side] boxes, in member order. Without the option
+a sample has neither, byte for byte as before, so readers of the four members keep working.
+
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ FACE = "face.png"
 BACKGROUND = "background.png"
 CLS = "cls"
 META = "json"
-MEMBER_SUFFIXES = (BACKGROUND, CLS, FACE, META)
+MEMBER_SUFFIXES = (BACKGROUND, CLS, FACE, META)  # every sample's, in tar order
 EXTRA_BACKGROUND_BOXES = "extra_background_boxes"
 
 # Metadata every sample carries; the builder may add more.
@@ -79,6 +82,12 @@ def extra_background_suffixes(meta: dict[str, Any]) -> list[str]:
     return [f"background{i}.png" for i in range(1, len(meta.get(EXTRA_BACKGROUND_BOXES, ())) + 1)]
 
 
+def member_suffixes(meta: dict[str, Any]) -> tuple[str, ...]:
+    """A sample's members in tar order: sorted by suffix, with its extra backgrounds, by
+    number, after `background.png`."""
+    return (BACKGROUND, *extra_background_suffixes(meta), CLS, FACE, META)
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """Lossless, deterministic PNG bytes of an HxWx3 uint8 image."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -110,8 +119,7 @@ class PairSample:
         return LABEL_TO_CLS[self.meta["label"]]
 
     def to_members(self) -> list[tuple[str, bytes]]:
-        """Tar members in a fixed order (sorted by suffix, the extra backgrounds by number
-        after `background.png`) so shards are byte-identical."""
+        """Tar members in a fixed order (`member_suffixes`) so shards are byte-identical."""
         check_key(self.key)
         missing = [k for k in REQUIRED_META if k not in self.meta]
         if missing:
@@ -127,8 +135,7 @@ class PairSample:
             CLS: str(self.cls).encode("ascii"),
             META: json.dumps(self.meta, sort_keys=True, separators=(",", ":")).encode("utf-8"),
         }
-        order = (BACKGROUND, *extras, CLS, FACE, META)
-        return [(f"{self.key}.{suffix}", payload[suffix]) for suffix in order]
+        return [(f"{self.key}.{suffix}", payload[suffix]) for suffix in member_suffixes(self.meta)]
 
     @classmethod
     def from_members(cls, key: str, members: dict[str, bytes]) -> "PairSample":
