@@ -7,7 +7,7 @@ import pytest
 
 from shards.info import ShardRecord, build_info, split_urls
 from shards.raw import RawSample, read_members
-from shards.reader import iter_pairs, sample_meta, shard_members
+from shards.reader import decode_pair, iter_pairs, sample_meta, shard_members
 from shards.schema import PairSample, check_key, make_key
 from shards.writer import shard_name, write_shard
 
@@ -69,6 +69,11 @@ def test_extra_backgrounds_round_trip_and_must_match_their_boxes():
     assert PairSample.from_members(plain.key, {n.split(".", 1)[1]: d for n, d in plain.to_members()}).extra_backgrounds == ()
     with pytest.raises(ValueError, match="1 extra backgrounds but 2 extra_background_boxes"):
         PairSample(plain.key, plain.face, plain.background, sample.meta, extras[:1]).to_members()
+    raw = {"__key__": sample.key, **{name.split(".", 1)[1]: data for name, data in members}}
+    assert len(decode_pair(raw)["extra_backgrounds"]) == 2
+    del raw["background2.png"]  # a json promising a square its sample lacks is a bad sample
+    with pytest.raises(ValueError, match=r"lacks \['background2.png'\]"):
+        decode_pair(raw)
 
 
 def test_failed_write_leaves_no_shard(tmp_path):
