@@ -13,9 +13,10 @@ from pipeline.options import OPTIONS
 
 
 def _click_option(opt) -> click.Option:
+    kind = click.Choice(opt.choices) if opt.choices else click.IntRange(min=opt.min) if opt.min is not None else opt.type
     return click.Option(
         [opt.flag, opt.dest],
-        type=click.Choice(opt.choices) if opt.choices else opt.type,
+        type=kind,
         is_flag=opt.is_flag,
         default=opt.default,
         show_default=opt.default is not None and not opt.is_flag,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 Square = tuple[int, int, int]
 
 
@@ -93,3 +95,50 @@ def background_square(face: Square, frame_w: int, frame_h: int) -> Square | None
                 if d > best_d:
                     best, best_d = (x, y, s), d
     return best
+
+
+def extra_background_squares(face: Square, background: Square, frame_w: int, frame_h: int, k: int) -> list[Square]:
+    """Up to `k` more squares of the face's size, spread over the frame, for a pair whose
+    main (furthest) background square is `background`: the frame's own yardstick of how
+    much noise its scene carries, beside the one square the paper compares the face with.
+
+    Candidates are the squares inside the frame, not overlapping the face, whose corner lies
+    on a grid: x in 0, step, 2 step, ... plus the far edge `frame_w - side` (y likewise),
+    step = side // 2 (at least 1). Each allowed region (left of, right of, above or below
+    the face) touches a frame edge, so it holds a candidate whenever it holds any square,
+    and a 4K frame gives a few hundred candidates, not millions. Picks are greedy max-min:
+    each is the candidate whose smallest distance (of centres, which for same-size squares
+    is the distance of corners) to the face, the main background and the squares already
+    picked is largest, so the picks spread over the frame away from the face and from each
+    other. Ties go to the first candidate in reading order (by y, then x), for reproducible
+    crops. Picks may overlap each other (so a small frame still gives several) but never the
+    face, and never coincide with each other or with the main background. Fewer than `k`
+    when the grid has no more distinct candidates; [] when `k` is 0.
+    """
+    if k < 0:
+        raise ValueError(f"the number of extra background squares must be 0 or more, got {k}")
+    fx, fy, s = face
+    max_x, max_y = frame_w - s, frame_h - s
+    if k == 0 or max_x < 0 or max_y < 0:
+        return []
+    step = max(s // 2, 1)
+    xs = np.union1d(np.arange(0, max_x + 1, step), [max_x])
+    ys = np.union1d(np.arange(0, max_y + 1, step), [max_y])
+    cy, cx = (a.ravel() for a in np.meshgrid(ys, xs, indexing="ij"))  # reading order: by y, then x
+    free = (cx + s <= fx) | (fx + s <= cx) | (cy + s <= fy) | (fy + s <= cy)  # not overlapping the face
+    cx, cy = cx[free], cy[free]
+    # Squared distances are integers: exact comparisons, so ties are real ties.
+    nearest = np.minimum(_distance2(cx, cy, face), _distance2(cx, cy, background))
+    picks: list[Square] = []
+    while len(picks) < k and nearest.size and nearest.max() > 0:  # 0: only the background and picks are left
+        best = int(np.argmax(nearest))  # the first of equals
+        pick = (int(cx[best]), int(cy[best]), s)
+        picks.append(pick)
+        nearest = np.minimum(nearest, _distance2(cx, cy, pick))
+    return picks
+
+
+def _distance2(xs: np.ndarray, ys: np.ndarray, square: Square) -> np.ndarray:
+    """Squared distances of the corners (xs, ys) to the square's (= of the centres, for
+    squares of one size)."""
+    return (xs - square[0]) ** 2 + (ys - square[1]) ** 2

@@ -22,6 +22,7 @@ class Option:
     help: str
     choices: tuple[str, ...] | None = None
     required: bool = False
+    min: int | None = None  # smallest value the CLI accepts
 
     @property
     def dest(self) -> str:
@@ -42,6 +43,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--resize-filter", str, "area", f"Filter for resizing both squares to --size; '{NO_RESIZE}': keep the central --size patch of each square at native resolution (no resampling).", (*RESIZE_FILTERS, NO_RESIZE)),
     Option("--max-keyframes-per-video", int, 0, "Use at most this many keyframes per video (the first ones); 0 = all."),
     Option("--min-frames-per-video", int, 0, "If a video has fewer I-frames than this, add this many evenly spaced reference frames (exact, not re-encoded)."),
+    Option("--backgrounds", int, 0, "Each pair also carries up to this many more background squares of the face square's size, "
+           "spread over the frame away from the face and each other: <key>.background1.png ... and the json's "
+           "extra_background_boxes (fewer when the frame has no room; background.png stays the furthest square).", min=0),
     Option("--upsample", int, 0, "dlib upsampling steps (finds smaller faces, ~4x slower each)."),
     Option("--detect-max-side", int, 640, "Detect faces on a copy downscaled to this longest side (0 = full size); retried at full size when nothing is found."),
     Option("--cnn-model", str, None, "dlib CNN face detector model file (mmod_human_face_detector.dat) instead of HOG."),
@@ -85,4 +89,5 @@ class BuildShardsOptions(PipelineOptions):
             cnn_model=self.cnn_model,
             timeout_s=self.ffmpeg_timeout,
             max_pixels=self.max_frame_pixels,
+            backgrounds=self.backgrounds,
         )

@@ -9,9 +9,9 @@ import numpy as np
 from PIL import Image
 
 from pipeline.faces import FaceDetector
-from pipeline.geometry import Square, fit_squares
+from pipeline.geometry import Square, extra_background_squares, fit_squares
 from pipeline.keyframes import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT_S, DecodeError, Keyframe, read_keyframes
-from shards.schema import PairSample, make_key
+from shards.schema import EXTRA_BACKGROUND_BOXES, PairSample, make_key
 
 # "area" (box filter: each output pixel is the mean of the source pixels it covers) is the
 # default because it neither rings nor sharpens, so it adds no texture of its own to the
@@ -44,6 +44,11 @@ class ExtractOptions:
     cnn_model: str | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_pixels: int = DEFAULT_MAX_PIXELS
+    backgrounds: int = 0  # extra background squares per pair (`extra_background_squares`)
+
+    def __post_init__(self) -> None:
+        if self.backgrounds < 0:  # caught here, on the driver, not once per frame on the workers
+            raise ValueError(f"--backgrounds must be 0 or more, got {self.backgrounds}")
 
     def detector(self) -> FaceDetector:
         return FaceDetector(upsample=self.upsample, max_side=self.detect_max_side, cnn_model=self.cnn_model)
@@ -75,6 +80,9 @@ class FramePair:
     score: float
     face: np.ndarray = field(repr=False)
     background: np.ndarray = field(repr=False)
+    # None: extras not asked for (`backgrounds` 0), so the sample stays as it always was
+    extra_background_boxes: tuple[Square, ...] | None = None
+    extra_backgrounds: tuple[np.ndarray, ...] = field(default=(), repr=False)
 
 
 def crop_square(image: np.ndarray, square: Square, size: int, resize_filter: str) -> np.ndarray:
@@ -115,11 +123,9 @@ def frame_pairs(
                               f"face {side} px (x{options.min_face_scale} at least) in {w}x{h} frame")
                 continue
             fsq, bsq = squares
-            yield FramePair(
-                kf, fsq, bsq, d.score,
-                crop_square(kf.image, fsq, options.size, options.resize_filter),
-                crop_square(kf.image, bsq, options.size, options.resize_filter),
-            )
+            extras = tuple(extra_background_squares(fsq, bsq, w, h, options.backgrounds)) if options.backgrounds else None
+            crops = [crop_square(kf.image, sq, options.size, options.resize_filter) for sq in (fsq, bsq, *(extras or ()))]
+            yield FramePair(kf, fsq, bsq, d.score, crops[0], crops[1], extras, tuple(crops[2:]))
     except DecodeError as e:
         # The local path may be a temp copy: name the video instead, so records are stable.
         yield Failure(video, e.reason, None, e.detail.replace(path, video))
@@ -140,4 +146,6 @@ def to_sample(pair: FramePair, meta: dict) -> PairSample:
         "background_box": list(pair.background_box),
         "score": round(pair.score, 6),
     }
-    return PairSample(make_key(meta["video"], kf.index), pair.face, pair.background, full)
+    if pair.extra_background_boxes is not None:
+        full[EXTRA_BACKGROUND_BOXES] = [list(box) for box in pair.extra_background_boxes]
+    return PairSample(make_key(meta["video"], kf.index), pair.face, pair.background, full, pair.extra_backgrounds)

@@ -13,20 +13,25 @@ from typing import Any
 import webdataset as wds
 
 from shards.raw import Members, stream_members
-from shards.schema import BACKGROUND, CLS, FACE, META, decode_png
+from shards.schema import BACKGROUND, CLS, FACE, MEMBER_SUFFIXES, META, decode_png, extra_background_suffixes
 
 
 def decode_pair(raw: dict[str, Any]) -> dict[str, Any]:
-    """WebDataset raw sample -> {'key', 'face', 'background', 'cls', 'meta', 'url'}."""
-    missing = [s for s in (FACE, BACKGROUND, CLS, META) if s not in raw]
+    """WebDataset raw sample -> {'key', 'face', 'background', 'extra_backgrounds', 'cls',
+    'meta', 'url'}; `extra_backgrounds` lists the `--backgrounds` squares in member order
+    (background1, background2, ...), empty for shards built without them."""
+    missing = [s for s in MEMBER_SUFFIXES if s not in raw]
+    meta = json.loads(raw[META]) if META in raw else {}
+    missing += [s for s in extra_background_suffixes(meta) if s not in raw]
     if missing:
         raise ValueError(f"sample {raw.get('__key__')} in {raw.get('__url__')} lacks {missing}")
     return {
         "key": raw["__key__"],
         "face": decode_png(raw[FACE]),
         "background": decode_png(raw[BACKGROUND]),
+        "extra_backgrounds": [decode_png(raw[s]) for s in extra_background_suffixes(meta)],
         "cls": int(raw[CLS]),
-        "meta": json.loads(raw[META]),
+        "meta": meta,
         "url": raw.get("__url__", ""),
     }
 

@@ -35,7 +35,10 @@ def _content(rng: np.random.Generator, size: int) -> np.ndarray:
     return base + x[..., None] * slope[0] + y[..., None] * slope[1]
 
 
-def make_pair(index: int, fake: bool, split: str, size: int, video: str | None = None, visible: bool = False) -> PairSample:
+def make_pair(index: int, fake: bool, split: str, size: int, video: str | None = None, visible: bool = False,
+              extras: int | None = None) -> PairSample:
+    """One pair; with `extras` (as `build-shards --backgrounds` gives), that many more
+    background squares of the same pattern and their `extra_background_boxes`."""
     rng = np.random.default_rng([index, int(fake), zlib.crc32(split.encode()) % 1000])
     real_p, fake_p = _pattern(size, 1), _pattern(size, 2)
     face = _content(rng, size) + (fake_p if fake else real_p) + rng.normal(0, 1.5, (size, size, 3))
@@ -50,17 +53,24 @@ def make_pair(index: int, fake: bool, split: str, size: int, video: str | None =
         "face_box": [10, 10, size], "background_box": [200, 120, size], "score": 1.0,
     }
     to_u8 = lambda a: np.clip(np.rint(a), 0, 255).astype(np.uint8)  # noqa: E731
-    return PairSample(make_key(video, index), to_u8(face), to_u8(background), meta)
+    more = [to_u8(_content(rng, size) + real_p + rng.normal(0, 1.5, (size, size, 3))) for _ in range(extras or 0)]
+    if extras is not None:
+        meta["extra_background_boxes"] = [[320 - size, 40 * i, size] for i in range(extras)]
+    return PairSample(make_key(video, index), to_u8(face), to_u8(background), meta, tuple(more))
 
 
 def make_shards(root: str, counts: dict[str, int], shards_per_split: int = 2, size: int = 32, fake_every: int = 2,
-                visible_fakes: bool = False, group_of: Callable[[int, str], str] | None = None) -> str:
+                visible_fakes: bool = False, group_of: Callable[[int, str], str] | None = None,
+                backgrounds: int = 0) -> str:
     """Write `counts[split]` pairs per split over `shards_per_split` shards, plus `_info.json`.
-    `group_of(index, label)` regroups pairs (by default each video is its own group)."""
+    `group_of(index, label)` regroups pairs (by default each video is its own group).
+    `backgrounds` K > 0: pair i carries i % (K + 1) extra background squares, as frames
+    with more or less room do under `build-shards --backgrounds K`."""
     records = []
     for split, n in counts.items():
         os.makedirs(os.path.join(root, split), exist_ok=True)
-        samples = [make_pair(i, i % fake_every == 1, split, size, visible=visible_fakes) for i in range(n)]
+        samples = [make_pair(i, i % fake_every == 1, split, size, visible=visible_fakes,
+                             extras=i % (backgrounds + 1) if backgrounds else None) for i in range(n)]
         for i, sample in enumerate(samples):
             if group_of:
                 sample.meta["group"] = group_of(i, sample.meta["label"])

@@ -4,15 +4,20 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 import webdataset as wds
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from click.testing import CliRunner
 
 from pipeline.cli import build_shards
+from pipeline.geometry import extra_background_squares, overlaps
+from pipeline.keyframes import read_keyframes
+from pipeline.pairs import crop_square
 from pipeline.run import _runner, run
-from shards.info import split_urls
-from shards.reader import iter_pairs
+from shards.checked import checked_pairs
+from shards.info import split_lengths, split_urls
+from shards.reader import iter_pairs, sample_meta, shard_members
 from shards.schema import LABEL_TO_CLS, REQUIRED_META
 from tests.media import audio_only, lavfi_video
 
@@ -101,9 +106,10 @@ def test_output_holds_shards_and_reports_only(built):
 
 
 def test_rerun_gives_byte_identical_output(videos, built, tmp_path):
+    """Also with `--backgrounds 0` said aloud: the default, so the very same bytes."""
     out, _ = built
     again = tmp_path / "again"
-    run(["--input", str(videos), "--output", str(again), "--min-shards", "3"])
+    run(["--input", str(videos), "--output", str(again), "--min-shards", "3", "--backgrounds", "0"])
     first = _digests(out)
     assert _digests(again) == first
     # A rerun into a directory with leftovers (a stale shard, a crashed temp file) cleans them.
@@ -111,6 +117,48 @@ def test_rerun_gives_byte_identical_output(videos, built, tmp_path):
     (again / "train" / ".pairs-000001.tar.dead.tmp").write_bytes(b"partial")
     run(["--input", str(videos), "--output", str(again), "--min-shards", "3"])
     assert _digests(again) == first
+
+
+def test_backgrounds_add_squares_their_boxes_name(videos, built, tmp_path):
+    """`--backgrounds 3`: the same pairs, their four members byte for byte, plus up to 3
+    squares each, numbered as their json boxes are listed, cropped where those boxes say."""
+    out, plain = built
+    extra = tmp_path / "bg3"
+    result = run(["--input", str(videos), "--output", str(extra), "--min-shards", "3", "--backgrounds", "3"])
+    assert (result.info["options"]["backgrounds"], plain.info["options"]["backgrounds"]) == (3, 0)
+    assert {k: v["filenames"] for k, v in result.info["splits"].items()} == {
+        k: v["filenames"] for k, v in plain.info["splits"].items()}
+    counts = {}
+    crops = {}  # (video, frame index) -> {box: stored square}
+    for split, entry in result.info["splits"].items():
+        for name in entry["filenames"]:
+            old, new = shard_members(str(out / name)), shard_members(str(extra / name))
+            assert old.keys() == new.keys()
+            for key, members in new.items():
+                meta = sample_meta(members)
+                boxes = meta.pop("extra_background_boxes")
+                assert meta == sample_meta(old[key])
+                suffixes = [f"background{i}.png" for i in range(1, len(boxes) + 1)]
+                assert [n.split(".", 1)[1] for n, _ in members] == ["background.png", *suffixes, "cls", "face.png", "json"]
+                assert [m for m in members if m[0].split(".", 1)[1] not in (*suffixes, "json")] == old[key][:3]
+                w, h = meta["frame_size"]
+                assert boxes == [list(b) for b in extra_background_squares(
+                    tuple(meta["face_box"]), tuple(meta["background_box"]), w, h, 3)]
+                for x, y, side in boxes:
+                    assert side == meta["face_box"][2] and 0 <= x <= w - side and 0 <= y <= h - side
+                    assert not overlaps((x, y, side), tuple(meta["face_box"]))
+                counts[len(boxes)] = counts.get(len(boxes), 0) + 1
+        pairs = checked_pairs(split_lengths(str(extra), split, result.info))([{"url": u} for u in split_urls(str(extra), split)])
+        for p in pairs:
+            assert len(p["extra_backgrounds"]) == len(p["meta"]["extra_background_boxes"])
+            crops[(p["meta"]["video"], p["meta"]["frame_index"])] = dict(
+                zip(map(tuple, p["meta"]["extra_background_boxes"]), p["extra_backgrounds"]))
+    assert counts.get(3, 0) > 0 and sum(counts.values()) == sum(e["num_samples"] for e in plain.info["splits"].values())
+    # The stored squares are the frame's pixels in those boxes: one video decoded again.
+    video = min(v for v, _ in crops)
+    frames = {kf.index: kf.image for kf in read_keyframes(str(videos / video))}
+    stored = [(index, box, square) for (v, index), by_box in crops.items() if v == video for box, square in by_box.items()]
+    assert stored and all(np.array_equal(square, crop_square(frames[index], box, 64, "area")) for index, box, square in stored)
 
 
 def test_cli_prints_counts_and_checks_failure_rate(videos, tmp_path):

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.geometry import background_square, face_square, fit_squares, overlaps
+from pipeline.geometry import background_square, extra_background_squares, face_square, fit_squares, overlaps
 
 
 def _brute_force(face, w, h):
@@ -95,3 +95,71 @@ def test_fit_squares_shrinks_only_as_much_as_needed(w, h, data):
     face, bg = got
     assert face[2] == bg[2] == fitting[0]  # the largest side that leaves room
     assert not overlaps(face, bg)
+
+
+def _brute_force_extras(face, background, w, h, k):
+    """The greedy max-min of `extra_background_squares`, the slow way: every position of the
+    frame, kept when on the grid; every distance recomputed at every step."""
+    fx, fy, s = face
+    step = max(s // 2, 1)
+    on_grid = lambda v, far: v % step == 0 or v == far  # noqa: E731
+    candidates = [(x, y, s) for y in range(h - s + 1) for x in range(w - s + 1)
+                  if on_grid(x, w - s) and on_grid(y, h - s) and not overlaps((x, y, s), face)]
+    picks = []
+    for _ in range(k):
+        scored = [(min((c[0] - o[0]) ** 2 + (c[1] - o[1]) ** 2 for o in (face, background, *picks)), -i)
+                  for i, c in enumerate(candidates)]
+        if not scored or max(scored)[0] == 0:
+            break
+        picks.append(candidates[-max(scored)[1]])
+    return picks, candidates
+
+
+def _check_extras(face, w, h, k):
+    """The extras of one frame against brute force and the contract; returns how many."""
+    background = background_square(face, w, h)
+    if background is None:
+        return None
+    got = extra_background_squares(face, background, w, h, k)
+    want, candidates = _brute_force_extras(face, background, w, h, k)
+    assert got == want
+    assert len(got) == min(k, len(set(candidates) - {background}))  # fewer only when the grid is out of room
+    assert len(set(got) | {background}) == len(got) + 1  # distinct from each other and the main background
+    for x, y, side in got:
+        assert side == face[2] and 0 <= x <= w - side and 0 <= y <= h - side
+        assert not overlaps((x, y, side), face)
+    return len(got)
+
+
+def test_extra_backgrounds_match_brute_force_on_a_grid():
+    rng = np.random.default_rng(1)
+    counts = set()
+    for w in (8, 13, 20, 31, 48):
+        for h in (8, 11, 20, 27):
+            for _ in range(8):
+                s = int(rng.integers(1, min(w, h) + 1))
+                face = (int(rng.integers(0, w - s + 1)), int(rng.integers(0, h - s + 1)), s)
+                n = _check_extras(face, w, h, int(rng.integers(0, 7)))
+                counts.add(n)
+    assert {0, 1, 6} <= counts  # no room, little room and all asked for all occur
+
+
+@settings(max_examples=300, deadline=None)
+@given(w=st.integers(1, 40), h=st.integers(1, 40), k=st.integers(0, 8), data=st.data())
+def test_extra_backgrounds_property(w, h, k, data):
+    s = data.draw(st.integers(1, min(w, h)))
+    face = (data.draw(st.integers(0, w - s)), data.draw(st.integers(0, h - s)), s)
+    _check_extras(face, w, h, k)
+
+
+def test_extra_backgrounds_spread_over_a_frame():
+    """A face in the middle of a 1280x720 frame: the picks go to the frame's far corners and
+    edges first, each at least a side away from the face, the main square and each other."""
+    face = (560, 280, 160)
+    background = background_square(face, 1280, 720)
+    got = extra_background_squares(face, background, 1280, 720, 4)
+    assert len(got) == 4
+    assert {(x in (0, 1120), y in (0, 560)) for x, y, _ in got[:3]} == {(True, True)}  # corners first
+    placed = [face, background, *got]
+    assert min(math.dist(a[:2], b[:2]) for i, a in enumerate(placed) for b in placed[i + 1:]) >= 160
+    assert extra_background_squares(face, background, 1280, 720, 0) == []

@@ -7,7 +7,7 @@ import pytest
 
 from shards.info import ShardRecord, build_info, split_urls
 from shards.raw import RawSample, read_members
-from shards.reader import iter_pairs, sample_meta, shard_members
+from shards.reader import decode_pair, iter_pairs, sample_meta, shard_members
 from shards.schema import PairSample, check_key, make_key
 from shards.writer import shard_name, write_shard
 
@@ -53,6 +53,27 @@ def test_shards_are_byte_identical_and_atomic(tmp_path):
         assert os.listdir(out) == [shard_name(0)]  # no temp file left behind
         digests.append(hashlib.sha256((out / shard_name(0)).read_bytes()).hexdigest())
     assert digests[0] == digests[1]
+
+
+def test_extra_backgrounds_round_trip_and_must_match_their_boxes():
+    plain = _sample(1)
+    rng = np.random.default_rng(9)
+    extras = tuple(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(2))
+    sample = PairSample(plain.key, plain.face, plain.background,
+                        {**plain.meta, "extra_background_boxes": [[0, 0, 80], [240, 160, 80]]}, extras)
+    members = sample.to_members()
+    assert [name.split(".", 1)[1] for name, _ in members] == [
+        "background.png", "background1.png", "background2.png", "cls", "face.png", "json"]
+    back = PairSample.from_members(sample.key, {name.split(".", 1)[1]: data for name, data in members})
+    assert all(np.array_equal(a, b) for a, b in zip(back.extra_backgrounds, extras, strict=True))
+    assert PairSample.from_members(plain.key, {n.split(".", 1)[1]: d for n, d in plain.to_members()}).extra_backgrounds == ()
+    with pytest.raises(ValueError, match="1 extra backgrounds but 2 extra_background_boxes"):
+        PairSample(plain.key, plain.face, plain.background, sample.meta, extras[:1]).to_members()
+    raw = {"__key__": sample.key, **{name.split(".", 1)[1]: data for name, data in members}}
+    assert len(decode_pair(raw)["extra_backgrounds"]) == 2
+    del raw["background2.png"]  # a json promising a square its sample lacks is a bad sample
+    with pytest.raises(ValueError, match=r"lacks \['background2.png'\]"):
+        decode_pair(raw)
 
 
 def test_failed_write_leaves_no_shard(tmp_path):

@@ -43,6 +43,12 @@ def expected(root) -> dict[str, dict]:
     return {p["key"]: p for split in SPLITS for p in iter_pairs(split_urls(root, split))}
 
 
+@pytest.fixture(scope="module")
+def extras_root(tmp_path_factory) -> str:
+    """A shard root as `build-shards --backgrounds 2` leaves it: 0, 1 or 2 extra squares a pair."""
+    return make_shards(str(tmp_path_factory.mktemp("stock-extras")), COUNTS, shards_per_split=2, size=SIZE, backgrounds=2)
+
+
 def _check(key: str, face, background, cls: int, meta: dict, expected: dict[str, dict]) -> None:
     pair = expected[key]
     assert np.array_equal(np.asarray(face.convert("RGB")), pair["face"])
@@ -56,6 +62,29 @@ def test_webdataset_reads_shards_with_its_stock_decoders(root, expected):
         assert len(samples) == COUNTS[split]
         for s in samples:
             _check(s["__key__"], s["face.png"], s["background.png"], s["cls"], s["json"], expected)
+
+
+def test_old_shards_decode_with_no_extra_backgrounds(expected):
+    assert all(p["extra_backgrounds"] == [] and "extra_background_boxes" not in p["meta"] for p in expected.values())
+
+
+def test_webdataset_reads_extra_backgrounds(extras_root):
+    """`<key>.background1.png`, ... are plain PNG members: stock WebDataset decodes them, and
+    they are what noisetrace's reader lists as `extra_backgrounds`, one per json box."""
+    ours = {p["key"]: p for split in SPLITS for p in iter_pairs(split_urls(extras_root, split))}
+    seen = set()
+    for split in SPLITS:
+        for s in wds.WebDataset(split_urls(extras_root, split), shardshuffle=False).decode("pil"):
+            pair = ours[s["__key__"]]
+            _check(s["__key__"], s["face.png"], s["background.png"], s["cls"], s["json"], ours)
+            n = len(s["json"]["extra_background_boxes"])
+            assert sorted(k for k in s if k.startswith("background") and k != "background.png") == [
+                f"background{i}.png" for i in range(1, n + 1)]
+            got = [np.asarray(s[f"background{i}.png"].convert("RGB")) for i in range(1, n + 1)]
+            assert len(pair["extra_backgrounds"]) == n
+            assert all(np.array_equal(a, b) for a, b in zip(got, pair["extra_backgrounds"]))
+            seen.add(n)
+    assert seen == {0, 1, 2}
 
 
 def test_hugging_face_datasets_reads_the_shard_root(root, expected, tmp_path):
