@@ -113,7 +113,7 @@ def horizontal_flip(seed: int, epoch: int) -> Stage:
     return stage
 
 
-def _extra_backgrounds(samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
+def stack_extra_backgrounds(samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
     """The pairs' extra background squares (`build-shards --backgrounds K`) as uint8
     (B,K,3,H,W), K the most any pair has, zero-padded, and the (B,K) mask of real ones."""
     extras = [s.get("extra_backgrounds") or [] for s in samples]
@@ -129,10 +129,10 @@ def _extra_backgrounds(samples: list[Sample]) -> tuple[torch.Tensor, torch.Tenso
 
 def collate_pairs(samples: list[Sample]) -> Sample:
     """A list of decoded pairs -> uint8 (B,3,H,W) face/background tensors, the extra
-    backgrounds (`_extra_backgrounds`), int64 labels."""
+    backgrounds (`stack_extra_backgrounds`), int64 labels."""
     faces = np.stack([s["face"] for s in samples]).transpose(0, 3, 1, 2)
     backgrounds = np.stack([s["background"] for s in samples]).transpose(0, 3, 1, 2)
-    extra, extra_mask = _extra_backgrounds(samples)
+    extra, extra_mask = stack_extra_backgrounds(samples)
     return {
         "face": torch.from_numpy(np.ascontiguousarray(faces)),
         "background": torch.from_numpy(np.ascontiguousarray(backgrounds)),

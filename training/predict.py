@@ -1,12 +1,14 @@
 """Fake probabilities from a trained detector: for loaders (validation, evaluation) and arrays (detect)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from training.data import stack_extra_backgrounds
 from training.device import autocast, place_images
 from training.residuals import ResidualCache
 
@@ -68,8 +70,10 @@ def predict_pairs(
     backgrounds_uint8: np.ndarray,
     device: str | torch.device = "cpu",
     batch_size: int = 256,
+    extra_backgrounds: Sequence[Sequence[np.ndarray]] | None = None,
 ) -> np.ndarray:
-    """(N,H,W,3) uint8 faces and backgrounds -> (N,) P(fake), e.g. for keyframes of one video."""
+    """(N,H,W,3) uint8 faces and backgrounds -> (N,) P(fake), e.g. for keyframes of one video;
+    `extra_backgrounds`: each pair's extra squares (`--backgrounds`), for a `frame` model."""
     faces_uint8, backgrounds_uint8 = np.asarray(faces_uint8), np.asarray(backgrounds_uint8)
     if faces_uint8.shape != backgrounds_uint8.shape or faces_uint8.ndim != 4 or faces_uint8.shape[3] != 3:
         raise ValueError(f"expected two (N,H,W,3) arrays of one shape, got {faces_uint8.shape} and {backgrounds_uint8.shape}")
@@ -81,5 +85,8 @@ def predict_pairs(
     for i in range(0, len(faces_uint8), batch_size):
         f = torch.from_numpy(np.ascontiguousarray(faces_uint8[i : i + batch_size].transpose(0, 3, 1, 2)))
         b = torch.from_numpy(np.ascontiguousarray(backgrounds_uint8[i : i + batch_size].transpose(0, 3, 1, 2)))
-        out.append(fake_probability(model, f, b, device).numpy())
+        extras = extra_backgrounds[i : i + batch_size] if extra_backgrounds is not None else [[]] * len(f)
+        extra, mask = stack_extra_backgrounds([{"face": face, "extra_backgrounds": e}
+                                               for face, e in zip(faces_uint8[i : i + batch_size], extras)])
+        out.append(fake_probability(model, f, b, device, extra, mask).numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
