@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -91,21 +92,25 @@ class ResidualCache:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(B,3,H,W) uint8 -> (B,C,H,W) residuals."""
-        digests = [square_digest(image) for image in images]
+        return self.get([square_digest(image) for image in images], lambda picked: images[picked])
+
+    def get(self, keys: list[str], images: Callable[[list[int]], torch.Tensor]) -> torch.Tensor:
+        """The residuals of the squares named by `keys`; `images(positions)` makes the uint8
+        squares of the keys not cached yet (for a self-blend: the blend, made only then)."""
         found: list[np.ndarray | None] = []
-        for digest in digests:
+        for key in keys:
             try:
-                found.append(np.load(self._path(digest)))
+                found.append(np.load(self._path(key)))
             except (FileNotFoundError, ValueError, EOFError):  # absent, or unreadable: computed again
                 found.append(None)
         missing = [i for i, f in enumerate(found) if f is None]
-        self.hits += len(images) - len(missing)
+        self.hits += len(keys) - len(missing)
         self.misses += len(missing)
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
-            for i, residual in zip(chunk, self._compute(images[chunk])):
+            for i, residual in zip(chunk, self._compute(images(chunk))):
                 found[i] = residual
-                self._store(digests[i], residual)
+                self._store(keys[i], residual)
         return torch.from_numpy(np.stack(found)).to(self.device).float()
 
     @torch.no_grad()

@@ -121,17 +121,9 @@ def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return flat.reshape(batch, channels, height, width)
 
 
-def banked_self_blend(faces: torch.Tensor, generator: torch.Generator, variants: int) -> torch.Tensor:
-    """`self_blend` of each face, drawn from a fixed bank of `variants` blends per face.
-
-    `generator` only picks which of the bank's blends each face gets; the blend itself is
-    seeded by the face's own pixels and the pick. So over a run a face is turned into at
-    most `variants` distinct fakes, always the same ones, which is what lets a frozen
-    extractor's residuals of them be cached (training.residuals) across epochs, folds and
-    seeds, where a fresh blend every step would need the extractor every step."""
-    picks = torch.randint(variants, (len(faces),), generator=generator, device=generator.device).tolist()
-    out = faces.clone()
-    for i, pick in enumerate(picks):
-        face_seed = int.from_bytes(hashlib.sha1(faces[i].cpu().contiguous().numpy().tobytes()).digest()[:6], "big")
-        out[i] = self_blend(faces[i : i + 1], torch.Generator().manual_seed(face_seed * variants + pick))[0]
-    return out
+def bank_blend(face: torch.Tensor, variants: int, pick: int) -> torch.Tensor:
+    """Blend number `pick` of the bank of `variants` fixed self-blends of one uint8 (3,H,W)
+    face: seeded by the face's own pixels and the pick, so the same face always gives the
+    same bank, in any run, fold or seed."""
+    face_seed = int.from_bytes(hashlib.sha1(face.cpu().contiguous().numpy().tobytes()).digest()[:6], "big")
+    return self_blend(face[None], torch.Generator().manual_seed(face_seed * variants + pick))[0]

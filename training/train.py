@@ -37,6 +37,7 @@ from training.extractors import load_extractor
 from training.presets import DEFAULT_MODEL_KIND, EXTRACTORS, REFERENCES
 from training.predict import pair_inputs, predict_loader
 from training.recompress import recompress_pairs
+from training.residual_pairs import ResidualPairs
 from training.residuals import CACHE_OFF, ResidualCache, cache_for, frozen_extractor
 
 CONFIG_NAME = "config.json"
@@ -154,15 +155,13 @@ def _gather(obj: Any, ctx: _Dist) -> list[Any]:
     return out
 
 
-def _apply_self_blend(faces: torch.Tensor, labels: torch.Tensor, fraction: float, gen: torch.Generator,
-                      variants: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Turn round(fraction x batch) real pairs into fakes: face <- self_blend(face), label 1;
-    with `variants`, one of that many fixed blends of each face (banked_self_blend).
+def _apply_self_blend(faces: torch.Tensor, labels: torch.Tensor, fraction: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn round(fraction x batch) real pairs into fakes: face <- self_blend(face), label 1.
 
     The background is untouched, so the blended face's noise no longer matches it: the
     same cue a face swap leaves, without needing a fake video.
     """
-    from training.selfblend import banked_self_blend, self_blend  # lazy: only runs that ask for it need it
+    from training.selfblend import self_blend  # lazy: only runs that ask for it need it
 
     real = (labels == 0).nonzero().flatten()
     n = min(len(real), round(fraction * len(labels)))
@@ -170,19 +169,22 @@ def _apply_self_blend(faces: torch.Tensor, labels: torch.Tensor, fraction: float
         return faces, labels
     pick = real[torch.randperm(len(real), generator=gen)[:n]]
     faces, labels = faces.clone(), labels.clone()
-    faces[pick] = self_blend(faces[pick], gen) if variants is None else banked_self_blend(faces[pick], gen, variants)
+    faces[pick] = self_blend(faces[pick], gen)
     labels[pick] = 1
     return faces, labels
 
 
-def _flip_residuals(inputs: list[torch.Tensor], gen: torch.Generator) -> list[torch.Tensor]:
-    """Flip every square of half the pairs left-right, as the loader flips images when the
-    residuals are not cached (a residual cannot be looked up for a flipped image)."""
-    flip = (torch.rand(len(inputs[0]), generator=gen) < 0.5).to(inputs[0].device)
-    out = [torch.where(flip.view(-1, *[1] * (t.ndim - 1)), t.flip(-1), t) for t in inputs[:2]]
-    if len(inputs) > 2:  # the frame reference's extras (B,K,C,H,W) and their mask
-        out += [torch.where(flip.view(-1, 1, 1, 1, 1), inputs[2].flip(-1), inputs[2]), inputs[3]]
-    return out
+def _image_batch(batch: dict[str, Any], config: TrainConfig, gen: torch.Generator, model: nn.Module,
+                 device: torch.device) -> tuple[list[torch.Tensor], dict[str, Any], torch.Tensor]:
+    """(model inputs, their keyword arguments, labels) of one streamed batch of images:
+    self-blended and re-encoded as the options say, on `device`."""
+    faces, labels, backgrounds = batch["face"], batch["cls"], batch["background"]
+    if config.self_blend > 0:
+        faces, labels = _apply_self_blend(faces, labels, config.self_blend, gen)
+    if config.recompress > 0:
+        faces, backgrounds = recompress_pairs(faces, backgrounds, config.recompress, gen)
+    inputs, kwargs = pair_inputs(model, faces, backgrounds, device, batch["extra_background"], batch["extra_mask"])
+    return inputs, kwargs, labels
 
 
 def _validate(model: nn.Module, config: TrainConfig, source: ShardSource, device: torch.device, ctx: _Dist,
@@ -328,37 +330,40 @@ def run_training(config: TrainConfig) -> TrainResult:
     # counted once: every epoch balances within groups by the same counts
     group_counts = (group_class_counts(source.urls("train"), config.on_bad_shard)
                     if config.balance and config.balance_by == "group" else None)
+    # a frozen extractor's residuals: read once, every epoch dealt from memory (training.residual_pairs)
+    in_memory = ResidualPairs.load(source, "train", cache, config.on_bad_shard) if cache is not None else None
     for epoch in range(start_epoch, config.epochs):
         for group in optimizer.param_groups:
             group["lr"] = epoch_lr(config, epoch)
-        loader, batches = train_loader(
-            source, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed,
-            workers=config.workers, balance=config.balance, group_counts=group_counts, reals_only=config.fake_source == "self-blend",
-            flip=cache is None, shuffle_buffer=config.shuffle_buffer,
-            on_bad_shard=config.on_bad_shard,
-        )
         blend_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1009 + ctx.rank)
+        if in_memory is None:
+            loader, batches = train_loader(
+                source, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed,
+                workers=config.workers, balance=config.balance, group_counts=group_counts, reals_only=config.fake_source == "self-blend",
+                shuffle_buffer=config.shuffle_buffer,
+                on_bad_shard=config.on_bad_shard,
+            )
+            steps = (_image_batch(batch, config, blend_gen, model, device) for batch in loader)
+        else:
+            indices, batches = in_memory.epoch_indices(
+                seed=config.seed, epoch=epoch, rank=ctx.rank, world=ctx.world, batch_size=config.batch_size,
+                reals_only=config.fake_source == "self-blend", balance=config.balance, group_counts=group_counts)
+            if batches == 0:
+                raise ValueError(f"{config.shards}: split 'train' gives fewer pairs an epoch than one batch of "
+                                 f"{config.batch_size} x {ctx.world} rank(s); use a smaller --batch-size")
+            steps = ((inputs, {"residuals": True}, labels) for inputs, labels in in_memory.batches(
+                indices, config.batch_size, blend_gen, cache, config.self_blend, config.blend_variants, model.reads_extra_backgrounds))
         train_model.train()
         if frozen:
             model.extractor.eval()  # BatchNorm keeps the given running statistics instead of this batch's
         total, started = torch.zeros((), device=device), time.perf_counter()
         # a bar redrawn with carriage returns on a terminal; plain lines in a log file
         lines = ProgressLines()
-        bar = tqdm(loader, total=batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (ctx.main and lines.redraw), leave=False)
-        for step, batch in enumerate(bar):
-            faces, labels = batch["face"], batch["cls"]
-            if faces.shape[-1] != config.input_size:
-                raise ValueError(f"{config.shards}: shards hold {faces.shape[-1]}px squares but --input-size is "
-                                 f"{config.input_size}; use --input-size {faces.shape[-1]}")
-            if config.self_blend > 0:
-                faces, labels = _apply_self_blend(faces, labels, config.self_blend, blend_gen,
-                                                  None if cache is None else config.blend_variants)
-            backgrounds = batch["background"]
-            if config.recompress > 0:
-                faces, backgrounds = recompress_pairs(faces, backgrounds, config.recompress, blend_gen)
-            inputs, kwargs = pair_inputs(model, faces, backgrounds, device, batch["extra_background"], batch["extra_mask"], cache)
-            if cache is not None:
-                inputs = _flip_residuals(inputs, blend_gen)
+        bar = tqdm(steps, total=batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (ctx.main and lines.redraw), leave=False)
+        for step, (inputs, kwargs, labels) in enumerate(bar):
+            if inputs[0].shape[-1] != config.input_size:
+                raise ValueError(f"{config.shards}: shards hold {inputs[0].shape[-1]}px squares but --input-size is "
+                                 f"{config.input_size}; use --input-size {inputs[0].shape[-1]}")
             labels = labels.to(device, non_blocking=True)
             with autocast(device):
                 loss = loss_fn(train_model(*inputs, **kwargs).float(), labels)
