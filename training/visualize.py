@@ -25,15 +25,16 @@ from training.presets import DEFAULT_MODEL_KIND  # noqa: E402
 
 
 def visible_noise(noise: np.ndarray) -> np.ndarray:
-    """(H,W,3) residual -> [0,1] image: mid-grey is each channel's mean, +-3 standard
-    deviations span the range.
+    """(H,W,C) residual -> [0,1] (H,W,3) image: mid-grey is each channel's mean, +-3
+    standard deviations span the range; a 1-channel residual (Noiseprint++) is grey.
 
     Residuals are a few grey levels wide and can carry a constant offset (an extractor
     bias); centring each channel and scaling by the residual's own spread shows the
     texture, which is what the similarity matrix compares, at the same contrast for all.
     """
     centred = noise - noise.mean(axis=(0, 1), keepdims=True)
-    return np.clip(0.5 + centred / (6 * centred.std() + 1e-8), 0.0, 1.0)
+    image = np.clip(0.5 + centred / (6 * centred.std() + 1e-8), 0.0, 1.0)
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
 
 
 @torch.no_grad()
