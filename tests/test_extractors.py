@@ -159,3 +159,32 @@ def test_noiseprintpp_without_its_file_is_a_one_line_cli_error(shards, tmp_path)
                                                  "--preset", "tiny", "--input-size", str(SIZE), "--workers", "0"])
     assert res.exit_code != 0
     assert res.output.strip().splitlines()[-1].startswith("Error: --extractor noiseprintpp needs --init-denoiser FILE")
+
+
+def test_in_memory_epochs_keep_what_the_streaming_loader_keeps(shards):
+    """ResidualPairs deals as many batches as train_loader gives, of the same classes, and a
+    seed and epoch always deal the same pairs."""
+    from shards.source import open_shards
+    from training.data import train_loader
+    from training.residual_pairs import ResidualPairs
+
+    torch.manual_seed(0)
+    source = open_shards(shards)
+    cache = ResidualCache(build_extractor(preset("tiny", input_size=SIZE)).eval(), os.environ["NOISETRACE_CACHE"], torch.device("cpu"))
+    pairs = ResidualPairs.load(source, "train", cache)
+    assert len(pairs) == 64 and pairs.face.shape[1:] == (3, SIZE, SIZE)
+    for reals_only in (True, False):
+        indices, batches = pairs.epoch_indices(seed=1, epoch=2, rank=0, world=1, batch_size=8, reals_only=reals_only,
+                                               balance=True, group_counts=None)
+        _, streamed = train_loader(source, "train", batch_size=8, epoch=2, seed=1, reals_only=reals_only, balance=True)
+        assert batches == streamed and len(indices) == batches * 8
+        if reals_only:
+            assert (pairs.cls[indices] == 0).all()
+        else:
+            assert abs(int((pairs.cls[indices] == 1).sum()) - len(indices) / 2) <= len(indices) / 4
+        again, _ = pairs.epoch_indices(seed=1, epoch=2, rank=0, world=1, batch_size=8, reals_only=reals_only, balance=True,
+                                       group_counts=None)
+        assert np.array_equal(indices, again)
+    two = [pairs.epoch_indices(seed=1, epoch=2, rank=r, world=2, batch_size=4, reals_only=True, balance=True, group_counts=None)[0]
+           for r in (0, 1)]
+    assert len(two[0]) == len(two[1]) and not set(two[0]) & set(two[1])  # ranks deal disjoint pairs
