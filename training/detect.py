@@ -18,15 +18,14 @@ from training.checkpoint import detector_from_checkpoint, load_checkpoint
 from training.cli import one_line_errors
 from training.detect_batch import ResultsCsv, VideoProgress, judge, list_inputs
 from training.device import resolve_device
-from training.verdict import FALLBACK_SOURCE, LIKELY_FAKE, VideoVerdict, crop_options, decision_threshold
+from training.verdict import FALLBACK_SOURCE, VideoVerdict, crop_options, decision_threshold
 
 
 def _table(v: VideoVerdict) -> str:
     if v.fake_probability is None:
         return f"{v.video}: {v.verdict} ({v.reason})"
-    sign = ">=" if v.verdict == LIKELY_FAKE else "<"
-    lines = [f"{v.video}: {v.verdict}: P(fake) = {v.fake_probability:.3f} {sign} threshold {v.threshold.value:.3f} "
-             f"over {len(v.keyframes)} keyframe(s)" + (f", skipped {v.reason}" if v.failures else "")]
+    lines = [f"{v.video}: {v.verdict}: P(fake) {v.comparison()} (threshold) over {len(v.keyframes)} keyframe(s)"
+             + (f", skipped {v.reason}" if v.failures else "")]
     lines += [f"  frame {k['frame_index']:6d}  t={k['pts_time']:8.2f}s  {k['frame_type']}  P(fake)={k['fake_probability']:.3f}"
               for k in v.keyframes]
     return "\n".join(lines)

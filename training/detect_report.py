@@ -29,7 +29,7 @@ from pipeline.pairs import ExtractOptions, FramePair  # noqa: E402
 from training.detectors import model_kind  # noqa: E402
 from training.html_page import SORT_SCRIPT, css_class, definitions, esc, fmt, image, page, table, write_page  # noqa: E402
 from training.presets import DEFAULT_MODEL_KIND  # noqa: E402
-from training.verdict import LIKELY_FAKE, Threshold, VideoVerdict  # noqa: E402
+from training.verdict import Threshold, VideoVerdict  # noqa: E402
 from training.visualize import noise_traces, visible_noise  # noqa: E402
 
 INDEX_NAME = "index.html"
@@ -38,7 +38,6 @@ THUMB_SIDE = 128  # ... and in the index
 FACE_COLOUR = (229, 57, 53)
 BACKGROUND_COLOUR = (30, 136, 229)
 FACE_COLOUR_HEX = "#%02x%02x%02x" % FACE_COLOUR
-VERDICT_COLUMN = "verdict (P(fake) vs threshold)"
 
 
 def framed(frame: np.ndarray, squares: list[tuple[Square, tuple[int, int, int]]], side: int) -> Image.Image:
@@ -51,6 +50,11 @@ def framed(frame: np.ndarray, squares: list[tuple[Square, tuple[int, int, int]]]
     for (x, y, s), colour in squares:
         draw.rectangle([x * scale, y * scale, (x + s) * scale - 1, (y + s) * scale - 1], outline=colour, width=3)
     return img
+
+
+def by_time(v: VideoVerdict) -> list[int]:
+    """Indices of the keyframes in time order (I-frames are scored first, extra frames after)."""
+    return sorted(range(len(v.keyframes)), key=lambda k: v.keyframes[k]["pts_time"])
 
 
 def _uint8(unit: np.ndarray) -> np.ndarray:
@@ -120,8 +124,8 @@ class VideoEvidence:
         """P(fake) of each keyframe against its time, with the threshold; None without keyframes."""
         if not verdict.keyframes:
             return None
-        t = [k["pts_time"] for k in verdict.keyframes]
-        p = [k["fake_probability"] for k in verdict.keyframes]
+        t = [verdict.keyframes[k]["pts_time"] for k in by_time(verdict)]
+        p = [verdict.keyframes[k]["fake_probability"] for k in by_time(verdict)]
         fig, ax = plt.subplots(figsize=(7, 2.4), dpi=100)
         ax.plot(t, p, "o-", color="#444", ms=4, lw=1)
         ax.axhline(verdict.threshold.value, color=FACE_COLOUR_HEX, ls="--", lw=1, label=f"threshold {verdict.threshold.value:.3f}")
@@ -134,13 +138,16 @@ class VideoEvidence:
         return self.src("pfake.png")
 
 
-def verdict_cell(v: VideoVerdict) -> str:
-    """The verdict with P(fake) and the threshold it was compared to."""
-    badge = f"<span class=\"v {css_class(v.verdict)}\">{esc(v.verdict)}</span>"
+def verdict_badge(v: VideoVerdict) -> str:
+    return f"<span class=\"v {css_class(v.verdict)}\">{esc(v.verdict)}</span>"
+
+
+def comparison_cell(v: VideoVerdict) -> str:
+    """P(fake) against the threshold it was compared to ("0.734 >= 0.412")."""
     if v.fake_probability is None:
-        return badge
-    sign = "&ge;" if v.verdict == LIKELY_FAKE else "&lt;"
-    return f"{badge} <span class=\"pfake\">{v.fake_probability:.3f}</span> {sign} {v.threshold.value:.3f}"
+        return "<span class=\"muted\">-</span>"
+    p, sign, t = v.comparison().split(" ")
+    return f"<span class=\"pfake\">{p}</span> {'&ge;' if sign == '>=' else '&lt;'} {t}"
 
 
 def _counts(counts: dict[str, Any] | None) -> str:
@@ -221,22 +228,22 @@ class Report:
         rows, attrs = [], []
         for n, (v, e) in enumerate(self.rows, start=1):
             thumb = image(e.thumbnail, f"first frame of {e.name}", "thumb") if e.thumbnail else "<span class=\"muted\">none</span>"
-            rows.append([str(n), f"<a href=\"{esc(e.page)}\">{esc(v.video)}</a>", thumb, verdict_cell(v),
+            rows.append([str(n), f"<a href=\"{esc(e.page)}\">{esc(v.video)}</a>", thumb, verdict_badge(v), comparison_cell(v),
                          str(len(v.keyframes)), f"<span class=\"small\">{esc(v.reason)}</span>"])
             attrs.append(f"data-order=\"{n}\" data-pfake=\"{'' if v.fake_probability is None else repr(v.fake_probability)}\"")
-        headers = ["#", "video", "thumbnail", f"{VERDICT_COLUMN} &#x21C5;", "frames", "reason"]
+        headers = ["#", "video", "thumbnail", "verdict", "P(fake) vs threshold &#x21C5;", "frames", "reason"]
         body = (f"<h1>noisetrace report: {len(self.rows)} video(s)</h1>"
                 f"<p>{esc(', '.join(f'{n} {k}' for k, n in counts.items()))}. A video is <b>likely fake</b> when the mean "
                 f"P(fake) of its keyframes is at or above the threshold, {self.threshold.value:.3f} "
                 f"({esc(self.threshold.source)}). Click a column marked &#x21C5; or # to sort; a name opens the frames and "
                 "noise traces behind its verdict.</p>"
-                + table(headers, rows, {0: "data-sort=\"order\"", 3: "data-sort=\"pfake\""}, attrs)
+                + table(headers, rows, {0: "data-sort=\"order\"", 4: "data-sort=\"pfake\""}, attrs)
                 + "<h2>Model</h2>" + definitions(self.card))
         return page("noisetrace report", body, SORT_SCRIPT)
 
     def _video_page(self, v: VideoVerdict, e: VideoEvidence) -> str:
         parts = [f"<p><a href=\"{INDEX_NAME}\">&larr; all videos</a></p>", f"<h1>{esc(v.video)}</h1>",
-                 f"<p class=\"verdict\">{verdict_cell(v)} over {len(v.keyframes)} keyframe(s)"
+                 f"<p class=\"verdict\">{verdict_badge(v)} P(fake) {comparison_cell(v)} (threshold) over {len(v.keyframes)} keyframe(s)"
                  + (f"; <span class=\"muted\">{esc(v.reason)}</span>" if v.reason else "") + "</p>",
                  f"<p class=\"muted small\">Threshold {v.threshold.value:.3f}: {esc(v.threshold.source)}.</p>"]
         plot = e.plot_over_time(v)
@@ -249,7 +256,7 @@ class Report:
                       "model sees them and their noise residuals (mid-grey = each channel's mean, &plusmn;3 standard "
                       "deviations span black to white): a face swapped in carries noise unlike its background's.</p>"
                       % ((FACE_COLOUR_HEX,) + BACKGROUND_COLOUR),
-                      "<div class=\"frames\">" + "".join(self._frame(v, e, k) for k in range(len(v.keyframes))) + "</div>"]
+                      "<div class=\"frames\">" + "".join(self._frame(v, e, k) for k in by_time(v)) + "</div>"]
         elif e.first_frame_image:
             parts += ["<h2>First frame</h2>", image(e.first_frame_image, "first keyframe", "full")]
         if v.failures:

@@ -73,6 +73,14 @@ class VideoVerdict:
         parts += [f"{f['reason']}: {f['detail']}" if f["detail"] else f["reason"] for f in self.failures if "frame_index" not in f]
         return "; ".join(parts) or ("" if self.keyframes else "no frames")
 
+    def comparison(self) -> str:
+        """"0.734 >= 0.412": P(fake) against the threshold, with digits enough to tell them apart."""
+        if self.fake_probability is None:
+            return ""
+        p, t = self.fake_probability, self.threshold.value
+        digits = next((d for d in range(3, 7) if f"{p:.{d}f}" != f"{t:.{d}f}"), 6)
+        return f"{p:.{digits}f} {'>=' if self.verdict == LIKELY_FAKE else '<'} {t:.{digits}f}"
+
     def to_json(self) -> dict[str, Any]:
         return {"video": self.video, "fake_probability": self.fake_probability, "verdict": self.verdict,
                 "threshold": self.threshold.value, "threshold_source": self.threshold.source, "reason": self.reason,
