@@ -118,7 +118,8 @@ class VideoEvidence:
             return
         for kind, crops in (("face", self.faces), ("background", self.backgrounds)):
             for k, noise in enumerate(noise_traces(model, np.stack(crops), device)):
-                self._save(Image.fromarray(_uint8(visible_noise(noise))), f"{kind}-noise-{k:03d}.png")
+                visible = _uint8(visible_noise(noise))  # (H,W,3), or (H,W,1) from a one-channel extractor
+                self._save(Image.fromarray(visible[..., 0] if visible.shape[-1] == 1 else visible), f"{kind}-noise-{k:03d}.png")
 
     def plot_over_time(self, verdict: VideoVerdict) -> str | None:
         """P(fake) of each keyframe against its time, with the threshold; None without keyframes."""
@@ -154,6 +155,22 @@ def _counts(counts: dict[str, Any] | None) -> str:
     return ", ".join(f"{esc(k)} {esc(v)}" for k, v in (counts or {}).items()) or "-"
 
 
+def _extractor(config: dict[str, Any]) -> str:
+    """Which noise extractor the model has and where its weights came from."""
+    train, arch = config.get("train", {}), config["model"]
+    name = arch.get("extractor", "dncnn")  # checkpoints from before other extractors: the paper's DnCNN
+    init = train.get("init_denoiser")
+    if name != "dncnn":
+        origin = f"pretrained ({init or 'packaged weights'}), frozen"
+    elif init:
+        origin = (f"initialised from {init} ({config.get('init_denoiser_format', 'weights')}), "
+                  + ("frozen" if train.get("freeze_denoiser") else "fine-tuned with the detector"))
+    else:
+        origin = "trained from scratch with the detector"
+    reference = f"; the face's noise is compared with the {arch['reference']}" if arch.get("reference") else ""
+    return f"{name}: {origin}{reference}"
+
+
 def model_card(checkpoint: str, ckpt: dict[str, Any], threshold: Threshold) -> dict[str, str]:
     """What judged the videos, as (term, HTML) pairs: the checkpoint and model, its
     extractor, what it was trained on (the shards' summary the checkpoint carries, or the
@@ -168,10 +185,7 @@ def model_card(checkpoint: str, ckpt: dict[str, Any], threshold: Threshold) -> d
                      + f", {config['model']['input_size']} px squares, epoch {ckpt.get('epoch')}"),
     }
     if kind == DEFAULT_MODEL_KIND:
-        init = train.get("init_denoiser")
-        card["extractor"] = esc(f"DnCNN initialised from {init} ({config.get('init_denoiser_format', 'weights')})"
-                                + (", frozen" if train.get("freeze_denoiser") else ", fine-tuned")
-                                if init else "DnCNN trained from scratch with the detector")
+        card["extractor"] = esc(_extractor(config))
     card["trained on"] = esc(train.get("shards", "-"))
     summary = config.get("shard_summary")
     if summary:

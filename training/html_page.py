@@ -17,7 +17,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:
 h1{font-size:1.5em;margin:.2em 0 .5em;word-break:break-all}h2{font-size:1.15em;margin:1.6em 0 .5em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.5em 0}th,td{border-bottom:1px solid #e3e3e3;padding:.35em .6em;text-align:left;vertical-align:middle}
 th{background:#f4f4f6;font-weight:600}th[data-sort]{cursor:pointer;text-decoration:underline dotted}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td:first-child{white-space:nowrap}
 .v{display:inline-block;padding:.15em .55em;border-radius:.8em;font-weight:600;white-space:nowrap}
 .likely-fake{background:#fde2e1;color:#a4161a}.likely-real{background:#def5e3;color:#1b6b35}
 .no-usable-face,.unreadable{background:#ececec;color:#555}
