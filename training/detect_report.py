@@ -35,6 +35,7 @@ from training.visualize import noise_traces, visible_noise  # noqa: E402
 INDEX_NAME = "index.html"
 FRAME_SIDE = 480  # longest side of a keyframe on its video's page
 THUMB_SIDE = 128  # ... and in the index
+NOISE_BATCH = 64  # squares per extractor pass: a long video's hundreds of keyframes would not fit at once
 FACE_COLOUR = (229, 57, 53)
 BACKGROUND_COLOUR = (30, 136, 229)
 FACE_COLOUR_HEX = "#%02x%02x%02x" % FACE_COLOUR
@@ -117,7 +118,9 @@ class VideoEvidence:
         if not self.faces:
             return
         for kind, crops in (("face", self.faces), ("background", self.backgrounds)):
-            for k, noise in enumerate(noise_traces(model, np.stack(crops), device)):
+            noises = (n for i in range(0, len(crops), NOISE_BATCH)
+                      for n in noise_traces(model, np.stack(crops[i : i + NOISE_BATCH]), device))
+            for k, noise in enumerate(noises):
                 visible = _uint8(visible_noise(noise))  # (H,W,3), or (H,W,1) from a one-channel extractor
                 self._save(Image.fromarray(visible[..., 0] if visible.shape[-1] == 1 else visible), f"{kind}-noise-{k:03d}.png")
 
