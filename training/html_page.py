@@ -22,10 +22,10 @@ td:first-child{white-space:nowrap}
 .likely-fake{background:#fde2e1;color:#a4161a}.likely-real{background:#def5e3;color:#1b6b35}
 .no-usable-face,.unreadable{background:#ececec;color:#555}
 .muted{color:#666}.small{font-size:.85em}img.thumb{height:72px;display:block}
-img.px{image-rendering:pixelated;width:128px;height:128px;display:block}
-.frames{display:flex;flex-wrap:wrap;gap:14px}.frame{border:1px solid #ddd;border-radius:6px;padding:8px;background:#fafafa}
-.frame .full{max-width:100%;width:420px;display:block;margin-bottom:6px}
-.quad{display:grid;grid-template-columns:repeat(4,128px);gap:6px}.quad figure{margin:0}.quad figcaption{font-size:.8em;color:#555}
+img.px{image-rendering:pixelated;width:100%;height:auto;display:block}
+.frames{display:flex;flex-wrap:wrap;gap:14px}.frame{border:1px solid #ddd;border-radius:6px;padding:8px;background:#fafafa;width:480px;max-width:100%}
+.frame .full{width:100%;display:block;margin-bottom:6px}
+.quad{display:grid;grid-template-columns:repeat(4,1fr);gap:6px;margin-top:4px}.quad figure{margin:0}.quad figcaption{font-size:.8em;color:#555}
 dl.card{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}dl.card dt{font-weight:600}dl.card dd{margin:0;word-break:break-word}
 .legend span{display:inline-block;width:.9em;height:.9em;vertical-align:middle;margin:0 .3em 0 .8em;border:3px solid}
 """
