@@ -33,7 +33,7 @@ def _table(v: VideoVerdict) -> str:
 
 @click.command("detect")
 @click.argument("videos", nargs=-1, type=click.Path(exists=True, dir_okay=False))
-@click.option("--input", "input_spec", default=None,
+@click.option("--input", "input_spec", default=None, metavar="DIR|GLOB|CSV",
               help="Also judge every video of a directory, glob or CSV manifest (a 'path' column; labels optional), "
                    "local or gs://, as build-shards lists them.")
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False), help="best.pt or last.pt of a run.")
