@@ -18,6 +18,7 @@ COMMANDS = {
     "crossval": "training.cli:crossval",
     "detect": "training.detect:detect",
     "visualize": "training.cli:visualize",
+    "report": "training.cli:report",
     "demo": "noisetrace.demo:demo",
 }
 

@@ -37,7 +37,7 @@ def run_demo(output: str, *, seed: int = 0, preset: str = "tiny", epochs: int = 
     """Run every stage into `output`; returns the paths and figures it printed."""
     from noisetrace.demo_media import build_demo_videos
     from pipeline.run import run as build
-    from training.detect import crop_options, detect_video
+    from training.verdict import crop_options, detect_video
     from training.evaluate import run_evaluation
     from training.checkpoint import load_detector
     from training.device import resolve_device

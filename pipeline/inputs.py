@@ -177,12 +177,13 @@ def _records_from_listing(files: list[str], root: str) -> list[VideoRecord]:
 _LABELS = {"real": "real", "fake": "fake", "0": "real", "1": "fake"}
 
 
-def _records_from_manifest(manifest: str) -> list[VideoRecord]:
+def _records_from_manifest(manifest: str, labelled: bool = True) -> list[VideoRecord]:
     root = posixpath.dirname(manifest)
     reader = csv.DictReader(io.StringIO(_read_text(manifest)))
     columns = set(reader.fieldnames or [])
-    if not {"path", "label"} <= columns:
-        raise InputError(f"{manifest}: needs columns 'path,label' (optional 'split,group'); has {sorted(columns)}")
+    needed = ("path", "label") if labelled else ("path",)
+    if not set(needed) <= columns:
+        raise InputError(f"{manifest}: needs columns '{','.join(needed)}' (optional 'split,group'); has {sorted(columns)}")
     records, seen = [], set()
     side = _SideFiles({}, {}, {})
     for line_no, row in enumerate(reader, start=2):
@@ -210,13 +211,17 @@ def _records_from_manifest(manifest: str) -> list[VideoRecord]:
     return records
 
 
-def list_videos(input_spec: str) -> list[VideoRecord]:
-    """Every video named by `--input`, labelled and split, in a deterministic order."""
+def list_videos(input_spec: str, labelled: bool = True) -> list[VideoRecord]:
+    """Every video named by `--input`, labelled and split, in a deterministic order.
+
+    `labelled=False` lists the videos to judge (`detect --input`): a manifest needs only
+    a `path` column and keeps its own row order, and nothing is split; a video's label and
+    `unlabelled` reason are still filled in where they can be, and are the caller's to ignore."""
     spec = input_spec.rstrip("/") if input_spec not in ("/",) else input_spec
     if spec.lower().endswith(".csv"):
         if not FileSystems.exists(spec):
             raise InputError(f"manifest not found: {spec}")
-        records = _records_from_manifest(spec)
+        records = _records_from_manifest(spec, labelled)
     elif _GLOB_CHARS & set(spec):
         records = _records_from_listing(_match(spec), _glob_root(spec))
     else:
@@ -229,6 +234,8 @@ def list_videos(input_spec: str) -> list[VideoRecord]:
         records = _records_from_listing(files, spec)
     if not records:
         raise InputError(f"no video files (by extension) in {input_spec}")
+    if not labelled:
+        return records
     return assign_splits(sorted(records, key=lambda r: r.video))
 
 

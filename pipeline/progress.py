@@ -13,55 +13,17 @@ On a terminal one line is redrawn in place; elsewhere plain lines are written, p
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
-from dataclasses import dataclass
 from typing import TextIO
 
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.transforms import NOTE_SUFFIX, SPILL_DIR
-from shards.progress import ProgressLines
+from shards.progress import ProgressLines, Tally
 
 POLL_S = 1.0
-BAR_WIDTH = 12
-
-
-@dataclass
-class Tally:
-    """What the finished videos add up to."""
-
-    total: int
-    videos: int = 0
-    pairs: int = 0
-    keyframes: int = 0
-
-    def line(self, seconds: float, bar: bool, finished: bool = False) -> str:
-        """One line, most telling first, so a narrow terminal cuts the least of it."""
-        done = self.videos / self.total if self.total else 1.0
-        head = f"videos {self.videos}/{self.total} {done:.0%}"
-        if bar:
-            filled = round(done * BAR_WIDTH)
-            head += f" [{'#' * filled}{'.' * (BAR_WIDTH - filled)}]"
-        rate = self.keyframes / seconds if seconds > 0 else 0.0
-        if finished:
-            state = "done"
-        elif self.videos >= self.total:
-            state = "writing shards"
-        elif self.videos:
-            state = f"ETA {_clock(seconds * (self.total - self.videos) / self.videos)}"
-        else:
-            state = "ETA unknown"
-        return f"{head} {self.pairs} pairs | {rate:.1f} keyframes/s | {state} | {_clock(seconds)} elapsed"
-
-
-def _clock(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
 class BuildProgress:
     """Shows the progress of a build into `output` while the `with` block runs; call
     `finish` with the build's own totals before leaving it, so the last line is exact
@@ -86,9 +48,7 @@ class BuildProgress:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        if self.lines.redraw:
-            self.lines.stream.write("\n")
-            self.lines.stream.flush()
+        self.lines.close()
 
     def finish(self, videos: int, pairs: int, keyframes: int) -> None:
         """The last line, from the build's totals."""
@@ -131,10 +91,4 @@ class BuildProgress:
                 self._show()
 
     def _show(self, finished: bool = False) -> None:
-        text = self.tally.line(time.perf_counter() - self._started, bar=self.lines.redraw, finished=finished)
-        if self.lines.redraw:  # one line redrawn in place: cut to the terminal's width, or it wraps and stacks
-            width = shutil.get_terminal_size().columns - 1
-            self.lines.stream.write("\r" + text[:width] + "\x1b[K")
-        else:
-            self.lines.stream.write(text + "\n")
-        self.lines.stream.flush()
+        self.lines.show(self.tally.line(time.perf_counter() - self._started, bar=self.lines.redraw, finished=finished))

@@ -143,3 +143,17 @@ def split_lengths(root: str, split: str, info: dict[str, Any] | None = None, *, 
 
 def _join(root: str, name: str) -> str:
     return f"{root.rstrip('/')}/{name}"
+
+
+def info_summary(info: dict[str, Any]) -> dict[str, Any]:
+    """A few lines of `_info.json` a checkpoint carries, so a report can say what a model
+    was trained on without the shards at hand: where the videos came from, pairs per split
+    and class, how many videos gave pairs, and the failure counts by reason."""
+    return {
+        "input": info.get("input"),
+        "splits": {name: {"pairs": entry["num_samples"], **entry.get("class_counts", {})}
+                   for name, entry in sorted(info.get("splits", {}).items())},
+        "videos": info.get("videos"),
+        "failures": info.get("failures"),
+        "crossval": info.get("crossval"),
+    }

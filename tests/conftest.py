@@ -39,3 +39,17 @@ def residual_cache_dir(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("residual-cache"))
     os.environ["NOISETRACE_CACHE"] = path
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """best.pt of the `tiny` preset trained for 1 epoch on small real shards (32 px squares):
+    one per session, for every test that needs a detector to run rather than to be good."""
+    from tests.shardgen import make_shards
+    from training.train import TrainConfig, run_training
+
+    shards = make_shards(str(tmp_path_factory.mktemp("shards")), {"train": 64, "val": 32}, shards_per_split=2, size=32)
+    run = str(tmp_path_factory.mktemp("run"))
+    run_training(TrainConfig(shards=shards, output=run, preset="tiny", epochs=1, batch_size=16, workers=0,
+                             input_size=32, device="cpu"))
+    return f"{run}/best.pt"

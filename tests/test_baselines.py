@@ -13,7 +13,7 @@ from shardgen import PLAIN, make_shards, read_jsonl
 from training.checkpoint import load_detector, save_checkpoint
 from training.cli import compare, evaluate, train_from_shards, visualize
 from training.data import eval_loader
-from training.detect import crop_options
+from training.verdict import crop_options
 from training.detectors import parameter_count
 from training.mesonet import Meso4, MesoInception4
 from training.model import SiameseNoiseNet

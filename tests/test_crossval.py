@@ -2,6 +2,7 @@
 every pair is scored exactly once, by a model that never saw its group."""
 import json
 import os
+import re
 from collections import Counter
 
 import numpy as np
@@ -15,6 +16,7 @@ from shards.writer import shard_name, write_shard
 from training.cli import crossval
 from training.crossval import UNSPECIFIED_METHOD, load_pairs, markdown, plan_folds
 from training.evaluate import summarize
+from training.run_report import run_report
 
 SIZE = 32
 FRAMES = 3
@@ -148,6 +150,10 @@ def test_cli_scores_every_pair_once_and_writes_the_table(shards, tmp_path):
     assert table.startswith("# Cross-validation by dataset")
     lo, hi = result["pooled"]["video_auc_ci95"]
     assert f"({result['pooled']['video_auc_groups']} groups): {lo:.3f}-{hi:.3f}." in table
+    page = run_report(str(out))  # `noisetrace report` of this output: folds, pooled figures, curves and ROC
+    html = open(page, encoding="utf-8").read()
+    assert all(f"<td>{f['name']}</td>" in html for f in result["folds"]) and "<td>Deepfakes</td>" in html
+    assert f"{lo:.3f} to {hi:.3f}" in html and len(re.findall(r'<img src="figure-\d+\.png"', html)) == 2
 
 
 def test_the_table_flags_folds_held_out_on_a_handful_of_videos():

@@ -51,7 +51,7 @@ def _tiny(shards, output, **kw):
 def test_tiny_model_learns_noise_mismatch(trained):
     lines = read_jsonl(os.path.join(trained.output, "metrics.jsonl"))
     assert [r["epoch"] for r in lines] == [1, 2, 3, 4]
-    assert set(lines[0]) == {"epoch", "loss", "val_accuracy", "val_auc", "pairs_per_s"}
+    assert set(lines[0]) == {"epoch", "loss", "val_accuracy", "val_auc", "pairs_per_s", "val_eer_threshold", "val_eer"}
     assert max(r["val_auc"] for r in lines) > 0.9
     assert lines[-1]["loss"] < lines[0]["loss"]
     config = json.load(open(os.path.join(trained.output, "config.json")))

@@ -259,3 +259,15 @@ def compare(eval_dirs: tuple[str, ...], output: str) -> None:
     paths = run_compare(list(eval_dirs), output)
     with open(paths["markdown"], encoding="utf-8") as f:
         click.echo(f.read(), nl=False)
+
+
+@click.command("report")
+@click.argument("run_dir", type=_DIR)
+@click.option("--output", type=click.Path(file_okay=False), default=None, help="Directory for index.html and its figures [default: RUN_DIR/report].")
+@one_line_errors
+def report(run_dir: str, output: str | None) -> None:
+    """A page of curves and tables for a train-from-shards, evaluate or crossval output: loss and validation
+    per epoch, ROC, per-dataset, per-method and within-group figures, cross-validation folds."""
+    from training.run_report import run_report
+
+    click.echo(run_report(run_dir, output))

@@ -111,3 +111,26 @@ def video_auc(groups: list[str], labels: np.ndarray, scores: np.ndarray) -> floa
 def finite_or_none(x: float) -> float | None:
     """NaN (e.g. the AUC of a one-class set) -> None, because JSON has no NaN."""
     return None if isinstance(x, float) and math.isnan(x) else x
+
+
+def equal_error(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """(threshold, rate) at the equal-error point: the ROC point where the false-positive
+    rate is closest to the false-negative rate, with `rate` their mean there; (NaN, NaN)
+    when a class is missing.
+
+    The threshold sits halfway between the lowest score that point calls fake and the next
+    lower score, so a score exactly on a validation sample's does not decide a verdict. It
+    treats both errors as equally bad, which is the one choice that needs no cost from the
+    user; `detect --threshold` overrides it."""
+    labels = np.asarray(labels)
+    if labels.size == 0 or labels.min() == labels.max():
+        return float("nan"), float("nan")
+    fpr, tpr, thresholds = roc_curve(labels, scores)
+    fnr = 1.0 - tpr
+    i = int(np.argmin(np.abs(fpr - fnr)))
+    cut = thresholds[i]
+    if math.isinf(cut):  # the point that calls nothing fake: just above the highest score
+        cut = thresholds[1] + 1e-6 if thresholds.size > 1 else 0.5
+    elif i + 1 < thresholds.size:
+        cut = (cut + thresholds[i + 1]) / 2
+    return float(cut), float((fpr[i] + fnr[i]) / 2)

@@ -27,12 +27,13 @@ from tqdm import tqdm
 
 from shards.checked import require_pairs
 from shards.progress import ProgressLines
+from shards.info import info_summary
 from shards.source import ShardSource, open_shards
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import eval_loader, group_class_counts, train_loader
 from training.detectors import architecture, build_detector
 from training.device import autocast, place_model, resolve_device
-from training.metrics import accuracy, finite_or_none, roc_auc
+from training.metrics import accuracy, equal_error, finite_or_none, roc_auc
 from training.extractors import load_extractor
 from training.presets import DEFAULT_MODEL_KIND, EXTRACTORS, REFERENCES
 from training.predict import pair_inputs, predict_loader
@@ -188,8 +189,8 @@ def _image_batch(batch: dict[str, Any], config: TrainConfig, gen: torch.Generato
 
 
 def _validate(model: nn.Module, config: TrainConfig, source: ShardSource, device: torch.device, ctx: _Dist,
-              cache: ResidualCache | None = None) -> tuple[float, float]:
-    """(accuracy, AUC) over the whole validation split; every rank returns the same numbers.
+              cache: ResidualCache | None = None) -> tuple[float, float, tuple[float, float]]:
+    """(accuracy, AUC, (equal-error threshold, rate)) over the whole validation split; every rank returns the same numbers.
 
     Shards go round-robin to ranks (a rank may get none: webdataset #68) and predictions
     are gathered, so no collective runs inside the per-rank loop.
@@ -205,7 +206,7 @@ def _validate(model: nn.Module, config: TrainConfig, source: ShardSource, device
     probs = np.concatenate([p["prob"] for p in parts])
     labels = np.concatenate([p["cls"] for p in parts])
     require_pairs(labels.size, config.shards, config.val_split)  # after the gather: every rank raises
-    return accuracy(labels, probs), roc_auc(labels, probs)
+    return accuracy(labels, probs), roc_auc(labels, probs), equal_error(labels, probs)
 
 
 def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
@@ -289,6 +290,7 @@ def run_training(config: TrainConfig) -> TrainResult:
         # How the shards were cropped (face scale, resize filter, detector...): `detect`
         # must crop new videos the same way the model was trained.
         "shard_options": source.info.get("options", {}),
+        "shard_summary": info_summary(source.info),  # what the model was trained on, for detect's model card
         "world_size": ctx.world,
         "device": str(device),
         "torch": str(torch.__version__),  # TorchVersion is not weights_only-loadable
@@ -379,8 +381,9 @@ def run_training(config: TrainConfig) -> TrainResult:
         elapsed = time.perf_counter() - started
         pairs_per_s = _all_mean(batches * config.batch_size / elapsed, ctx, device) * ctx.world
         epoch_loss = _all_mean(float(total) / batches, ctx, device)
-        val_accuracy, val_auc = _validate(model, config, source, device, ctx, cache)
-        record = {"epoch": epoch + 1, "loss": epoch_loss, "val_accuracy": val_accuracy, "val_auc": val_auc, "pairs_per_s": pairs_per_s}
+        val_accuracy, val_auc, (val_threshold, val_eer) = _validate(model, config, source, device, ctx, cache)
+        record = {"epoch": epoch + 1, "loss": epoch_loss, "val_accuracy": val_accuracy, "val_auc": val_auc, "pairs_per_s": pairs_per_s,
+                  "val_eer_threshold": val_threshold, "val_eer": val_eer}  # detect's decision threshold
         history.append(record)
         score = selection_score(val_auc, val_accuracy)
         # Self-blended training learns a task of its own making, and the shards' few real
