@@ -112,7 +112,8 @@ _on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"
                    "are always frozen and their residuals cached.")
 @click.option("--init-denoiser", type=_FILE, default=None,
               help="Extractor weights: for dncnn a pretrain-denoiser output, a detector checkpoint or KAIR DnCNN weights "
-                   "(CDnCNN-B needs --preset paper); for noiseprintpp and ffdnet their published file.")
+                   "(the extractor takes their size, e.g. CDnCNN-B's 20 x 64; --preset sizes the head); for noiseprintpp "
+                   "and ffdnet their published file.")
 @click.option("--reference", type=click.Choice(REFERENCES), default="background", show_default=True,
               help="What the face's noise is compared with: background (the paper's one furthest square) or frame "
                    "(the frame's own spread over the squares of build-shards --backgrounds K).")

@@ -40,6 +40,7 @@ from training.predict import pair_inputs, predict_loader
 from training.recompress import recompress_pairs
 from training.residual_pairs import ResidualPairs
 from training.residuals import CACHE_OFF, ResidualCache, cache_for, frozen_extractor
+from training.weights import dncnn_file_size
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
@@ -283,6 +284,11 @@ def run_training(config: TrainConfig) -> TrainResult:
     for split in ("train", config.val_split):
         source.urls(split)  # fail now, not after an epoch
     model_arch = architecture(config.model, config.preset, config.input_size, config.noise_stats, config.extractor, config.reference)
+    if ckpt is not None:
+        model_arch = ckpt["config"]["model"]  # the shapes the run was started with
+    elif config.init_denoiser and config.extractor == "dncnn" and config.model == DEFAULT_MODEL_KIND:
+        # pretrained DnCNN weights keep their own size; --preset sizes the head (CDnCNN-B under a small head)
+        model_arch["depth"], model_arch["features"] = dncnn_file_size(config.init_denoiser)
     run_config = {
         "train": asdict(config),
         "model_kind": config.model,

@@ -69,6 +69,16 @@ def load_extractor_weights(extractor: DnCNN, path: str) -> str:
     return fmt
 
 
+def dncnn_file_size(path: str) -> tuple[int, int]:
+    """(conv layers, features) of the DnCNN weights in `path`: the size a `dncnn` extractor
+    given them takes, whatever `--preset` sizes the head (CDnCNN-B is 20 x 64)."""
+    _, state = _extractor_weights(read_torch_file(path, EXTRACTOR_FILES), path)
+    size = _dncnn_size(state)
+    if size[0] == 0:
+        raise NotACheckpoint(f"{path}: holds no DnCNN weights; {EXTRACTOR_FILES}")
+    return size
+
+
 def _extractor_weights(obj: dict[str, Any], path: str) -> tuple[str, dict[str, torch.Tensor]]:
     """(format name, DnCNN weights as that format keys them) of a loaded torch file."""
     if obj.get("format") == DENOISER_FORMAT:
