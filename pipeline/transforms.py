@@ -12,6 +12,7 @@ also on the local runner, whose shuffles are held in memory; and shards are dete
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -31,6 +32,7 @@ from pipeline.pairs import ExtractOptions, Failure, frame_pairs, to_sample
 from shards.info import FAILURES_NAME, INFO_NAME, ShardRecord, build_info, dumps_info
 from shards.raw import RawSample, read_members
 from shards.schema import PairSample
+from shards.space import is_out_of_space, out_of_space
 from shards.writer import TarSample, shard_name, write_shard
 
 NS = "noisetrace"
@@ -74,7 +76,22 @@ def note_path(output: str, video: str) -> str:
 def write_atomically(path: str, samples: Iterable[TarSample]) -> int:
     """`write_shard` through Beam's FileSystems, so `gs://` and other remote outputs work."""
     return write_shard(path, samples, opener=FileSystems.create,
-                       rename=lambda src, dst: FileSystems.rename([src], [dst]))
+                       rename=lambda src, dst: FileSystems.rename([src], [dst]),
+                       remove=lambda tmp: FileSystems.delete([tmp]))
+
+
+def write_file(path: str, data: bytes) -> None:
+    """A small file (a note, `_info.json`, `failures.jsonl`) through FileSystems, removed
+    again when the write fails, so a full disk leaves no half of it; OutOfSpace then."""
+    try:
+        with FileSystems.create(path) as f:
+            f.write(data)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            FileSystems.delete([path])
+        if is_out_of_space(exc):
+            raise out_of_space(exc, path, len(data)) from exc  # type: ignore[arg-type]
+        raise
 
 
 class ExtractPairsDoFn(beam.DoFn):
@@ -120,6 +137,8 @@ class ExtractPairsDoFn(beam.DoFn):
                             Metrics.counter(NS, "faces").inc()
                             Metrics.counter(NS, "pairs").inc()
             except OSError as e:  # TimeoutError is one: a stat, open or copy that never returned
+                if is_out_of_space(e):  # the local copy of a remote video: our disk, not the video
+                    raise
                 reason = ("timeout" if isinstance(e, TimeoutError) else "missing_file" if isinstance(e, FileNotFoundError)
                           else "not_a_file" if isinstance(e, NotAFile) else "unreadable")
                 yield self._fail(Failure(record.video, reason, None, f"{type(e).__name__}: {e}"))
@@ -129,8 +148,7 @@ class ExtractPairsDoFn(beam.DoFn):
             yield VideoPairs(record.video, record.split, record.label, path, tuple(sorted(samples)))
         Metrics.counter(NS, "keyframes").inc(keyframes)
         summary = {"video": record.video, "keyframes": keyframes, "pairs": len(samples)}
-        with FileSystems.create(note_path(self.output, record.video)) as f:  # last: the video is done
-            f.write(json.dumps(summary).encode("utf-8"))
+        write_file(note_path(self.output, record.video), json.dumps(summary).encode("utf-8"))  # last: the video is done
         yield beam.pvalue.TaggedOutput(SUMMARY, summary)
 
 
@@ -188,21 +206,43 @@ def finalize(outcomes: list[tuple[str, object]], output: str, extra: dict) -> di
         "videos": {"total": len(summaries), "with_pairs": with_pairs, "without_pairs": len(summaries) - with_pairs},
         "keyframes": sum(s["keyframes"] for s in summaries),
     })
-    with FileSystems.create(FileSystems.join(output, FAILURES_NAME)) as f:
-        for rec in failures:
-            f.write((json.dumps(rec.to_json(), sort_keys=True) + "\n").encode("utf-8"))
+    write_file(FileSystems.join(output, FAILURES_NAME),
+               "".join(json.dumps(rec.to_json(), sort_keys=True) + "\n" for rec in failures).encode("utf-8"))
     keep = {FileSystems.join(output, r.filename) for r in shards}
-    patterns = [FileSystems.join(output, "*", name) for name in ("pairs-*.tar", ".pairs-*.tmp")]
-    patterns.append(FileSystems.join(output, SPILL_DIR, "*"))
-    stale = [m.path for r in FileSystems.match(patterns) for m in r.metadata_list if m.path not in keep]
+    patterns = [FileSystems.join(output, "*", "pairs-*.tar"), *_temp_patterns(output), FileSystems.join(output, SPILL_DIR, "*")]
+    stale = [m.path for m in _matching(patterns) if m.path not in keep]
     if stale:
         FileSystems.delete(stale)
     spill_dir = FileSystems.join(output, SPILL_DIR)
     if FileSystems.exists(spill_dir):  # a local directory; object stores have no empty folders
         FileSystems.delete([spill_dir])
-    with FileSystems.create(FileSystems.join(output, INFO_NAME)) as f:
-        f.write(dumps_info(info).encode("utf-8"))
+    write_file(FileSystems.join(output, INFO_NAME), dumps_info(info).encode("utf-8"))
     return info
+
+
+def _temp_patterns(output: str) -> list[str]:
+    """Where a run's temp files lie: shards' and spill files' (`shards.writer.temp_path`)."""
+    return [FileSystems.join(output, "*", ".pairs-*.tmp"), FileSystems.join(output, SPILL_DIR, ".*.tmp")]
+
+
+def _matching(patterns: list[str]) -> list:
+    return [m for r in FileSystems.match(patterns) for m in r.metadata_list]
+
+
+def remove_temp_files(output: str) -> None:
+    """Delete the temp files a failed run left in `output` (the run holds its lock, so
+    none is another run's); what is whole (spill files, their notes, shards) stays."""
+    temps = [m.path for m in _matching(_temp_patterns(output))]
+    if temps:
+        FileSystems.delete(temps)
+
+
+def kept_summary(output: str, videos: int) -> str:
+    """What a stopped build keeps in `output`: the videos done and their spill files."""
+    spilled = _matching([FileSystems.join(output, SPILL_DIR, "*")])
+    done = sum(m.path.endswith(NOTE_SUFFIX) for m in spilled)
+    pairs = sum(m.path.endswith(".tar") for m in spilled)
+    return f"{done} of {videos} videos done, their pairs in {pairs} spill files under {FileSystems.join(output, SPILL_DIR)}"
 
 
 class BuildShards(beam.PTransform):
