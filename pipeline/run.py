@@ -24,7 +24,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from pipeline.fetch import within
 from pipeline.inputs import InputError, VideoRecord, list_videos
-from pipeline.logs import HARNESS_LEVEL_OPTION, configure_logs, harness_log_level
+from pipeline.logs import HARNESS_LEVEL_OPTION, configure_logs, harness_log_level, quiet_out_of_space
 from pipeline.options import BuildShardsOptions
 from pipeline.progress import BuildProgress
 from pipeline.transforms import BuildShards, kept_summary, remove_temp_files
@@ -134,7 +134,8 @@ def _run_locked(options: PipelineOptions, output: str) -> BuildResult:
     with BuildProgress(output, videos) if local else contextlib.nullcontext() as progress:
         start = time.perf_counter()
         try:
-            pipeline.run().wait_until_finish()
+            with quiet_out_of_space():
+                pipeline.run().wait_until_finish()
         except Exception as exc:
             remove_temp_files(output)
             full = find_out_of_space(exc)

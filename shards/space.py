@@ -101,6 +101,12 @@ def find_out_of_space(exc: BaseException) -> OutOfSpace | None:
                       int(free) if free else free_bytes(path))
 
 
+def mentions_out_of_space(text: str) -> bool:
+    """True when `text` (a log record, a relayed traceback) reports an out-of-space error."""
+    return any(int(m[1]) in OUT_OF_SPACE_ERRNOS for m in _ERRNO_TEXT.finditer(text)) or any(
+        f"[Errno {n}]" in text for n in OUT_OF_SPACE_ERRNOS)
+
+
 def write_file(path: str, data: bytes) -> None:
     """Write a local file whole or not at all: `path`.tmp, then a rename. On any failure the
     temp file is removed and `path` keeps what it held; a full disk raises OutOfSpace."""
