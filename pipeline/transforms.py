@@ -114,42 +114,78 @@ class ExtractPairsDoFn(beam.DoFn):
 
     def process(self, record: VideoRecord):
         Metrics.counter(NS, "videos").inc()
+        done = self._done(record)
+        if done is not None:  # an earlier run into this output extracted it: go on from there
+            failures = [Failure(**f) for f in done["failures"]]
+            keys, keyframes = tuple(done["keys"]), done["keyframes"]
+        else:
+            failures, samples, keyframes = self._extract(record)
+            keys = tuple(sorted(samples))
+            if samples:  # failing to write our own output is not the video's fault: OutOfSpace fails the run
+                write_atomically(spill_path(self.output, record.video), samples.values())
+        for failure in failures:
+            yield self._fail(failure)
+        if keys:
+            Metrics.counter(NS, "faces").inc(len(keys))
+            Metrics.counter(NS, "pairs").inc(len(keys))
+            yield VideoPairs(record.video, record.split, record.label, spill_path(self.output, record.video), keys)
+        Metrics.counter(NS, "keyframes").inc(keyframes)
+        summary = {"video": record.video, "keyframes": keyframes, "pairs": len(keys)}
+        note = {**summary, "keys": list(keys), "failures": [f.to_json() for f in failures], "made_by": self._made_by(record)}
+        write_file(note_path(self.output, record.video), json.dumps(note).encode("utf-8"))  # last: the video is done
+        yield beam.pvalue.TaggedOutput(SUMMARY, summary)
+
+    def _made_by(self, record: VideoRecord) -> str:
+        """What a video's spill file depends on: its record and the extraction options."""
+        text = json.dumps({"record": asdict(record), "options": asdict(self.options)}, sort_keys=True, default=str)
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def _done(self, record: VideoRecord) -> dict | None:
+        """The note an earlier run into this output left for the video, when it was made
+        from the same record and options and its spill file is there; else None."""
+        path = note_path(self.output, record.video)
+        try:
+            if not FileSystems.exists(path):
+                return None
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                note = json.loads(f.read())
+        except Exception:  # unreadable: extract again (object stores raise their own error types)
+            return None
+        if not isinstance(note, dict) or note.get("made_by") != self._made_by(record) or "keys" not in note:
+            return None
+        if note["keys"] and not FileSystems.exists(spill_path(self.output, record.video)):
+            return None
+        return note
+
+    def _extract(self, record: VideoRecord) -> tuple[list[Failure], dict[str, PairSample], int]:
+        """(failures, pairs by key, keyframes looked at) of one video."""
+        failures: list[Failure] = []
         keyframes = 0
         samples: dict[str, PairSample] = {}
         if record.reason:
-            yield self._fail(Failure(record.video, record.reason, None, record.detail))
-        else:
-            meta = record.meta()
-            try:
-                with fetched(record.path, self.options.timeout_s) as (local, size):
-                    if size == 0:
-                        yield self._fail(Failure(record.video, "empty_file", None, "zero bytes"))
-                    for item in frame_pairs(local, record.video, self.detector, self.options) if size else ():
-                        if isinstance(item, Failure):
-                            if item.frame_index is not None:
-                                keyframes += 1
-                            yield self._fail(item)
-                            continue
-                        keyframes += 1
-                        sample = to_sample(item, meta)
-                        # two frames estimated at the same index (VFR) give one key: keep the first
-                        if samples.setdefault(sample.key, sample) is sample:
-                            Metrics.counter(NS, "faces").inc()
-                            Metrics.counter(NS, "pairs").inc()
-            except OSError as e:  # TimeoutError is one: a stat, open or copy that never returned
-                if is_out_of_space(e):  # the local copy of a remote video: our disk, not the video
-                    raise
-                reason = ("timeout" if isinstance(e, TimeoutError) else "missing_file" if isinstance(e, FileNotFoundError)
-                          else "not_a_file" if isinstance(e, NotAFile) else "unreadable")
-                yield self._fail(Failure(record.video, reason, None, f"{type(e).__name__}: {e}"))
-        if samples:  # outside the try: failing to write our own output is not the video's fault
-            path = spill_path(self.output, record.video)
-            write_atomically(path, samples.values())
-            yield VideoPairs(record.video, record.split, record.label, path, tuple(sorted(samples)))
-        Metrics.counter(NS, "keyframes").inc(keyframes)
-        summary = {"video": record.video, "keyframes": keyframes, "pairs": len(samples)}
-        write_file(note_path(self.output, record.video), json.dumps(summary).encode("utf-8"))  # last: the video is done
-        yield beam.pvalue.TaggedOutput(SUMMARY, summary)
+            return [Failure(record.video, record.reason, None, record.detail)], samples, keyframes
+        meta = record.meta()
+        try:
+            with fetched(record.path, self.options.timeout_s) as (local, size):
+                if size == 0:
+                    failures.append(Failure(record.video, "empty_file", None, "zero bytes"))
+                for item in frame_pairs(local, record.video, self.detector, self.options) if size else ():
+                    if isinstance(item, Failure):
+                        if item.frame_index is not None:
+                            keyframes += 1
+                        failures.append(item)
+                        continue
+                    keyframes += 1
+                    sample = to_sample(item, meta)
+                    # two frames estimated at the same index (VFR) give one key: keep the first
+                    samples.setdefault(sample.key, sample)
+        except OSError as e:  # TimeoutError is one: a stat, open or copy that never returned
+            if is_out_of_space(e):  # the local copy of a remote video: our disk, not the video
+                raise
+            reason = ("timeout" if isinstance(e, TimeoutError) else "missing_file" if isinstance(e, FileNotFoundError)
+                      else "not_a_file" if isinstance(e, NotAFile) else "unreadable")
+            failures.append(Failure(record.video, reason, None, f"{type(e).__name__}: {e}"))
+        return failures, samples, keyframes
 
 
 def assign_shards(split_videos: tuple[str, Iterable[VideoPairs]], shard_size: int, min_shards: int):
