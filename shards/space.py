@@ -81,9 +81,10 @@ def out_of_space(exc: OSError, path: str, needed: int | None = None) -> OutOfSpa
 _ERRNO_TEXT = re.compile(r"\[Errno (\d+)\] ([^\n:]+): '([^'\n]+)'(?: \(needs (\d+) bytes(?:, (\d+) free)?\))?")
 
 
-def find_out_of_space(exc: BaseException) -> OutOfSpace | None:
+def find_out_of_space(exc: BaseException, where: str = "?") -> OutOfSpace | None:
     """The out-of-space error behind `exc`, if that is what it is: found in its chain of
-    causes, or, for a runner that hands a worker's failure back as text, in its message."""
+    causes, or, for a runner that hands a worker's failure back as text, in its message.
+    `where` stands for the file when the error names none (a write to an open file)."""
     seen = set()
     link: BaseException | None = exc
     while link is not None and id(link) not in seen:
@@ -91,7 +92,7 @@ def find_out_of_space(exc: BaseException) -> OutOfSpace | None:
         if isinstance(link, OutOfSpace):
             return link
         if is_out_of_space(link):
-            return out_of_space(link, str(link.filename or "?"))  # type: ignore[arg-type]
+            return out_of_space(link, str(link.filename or where))  # type: ignore[arg-type]
         link = link.__cause__ or link.__context__
     found = [m for m in _ERRNO_TEXT.finditer(str(exc)) if int(m[1]) in OUT_OF_SPACE_ERRNOS]
     if not found:
