@@ -19,6 +19,7 @@ offers is used: a marker object checked, written, then read back after a pause, 
 leaves only a narrow window in which two runs starting within that pause could both
 proceed. The owner rewrites the marker every `HEARTBEAT_S`; a marker whose owner is a dead
 process of this host, or whose heartbeat is older than `STALE_S`, is stale and taken over.
+`NOISETRACE_LOCK_SETTLE_S`, `..._HEARTBEAT_S` and `..._STALE_S` change those timings.
 
 Beam is imported only for object-store outputs, so the trainer can use this without it.
 """
@@ -42,9 +43,9 @@ from shards.info import is_url
 
 LOCK_NAME = ".noisetrace.lock"
 EXIT_BUSY = 75  # sysexits' EX_TEMPFAIL: try again later; apart from click's 1 and 2
-HEARTBEAT_S = float(os.environ.get("NOISETRACE_LOCK_HEARTBEAT_S", 60))
-STALE_S = float(os.environ.get("NOISETRACE_LOCK_STALE_S", 600))
-SETTLE_S = float(os.environ.get("NOISETRACE_LOCK_SETTLE_S", 2))
+# object stores: the marker's refresh interval, its age past which it is stale, and the
+# pause between writing it and reading it back (each overridable by its environment variable)
+HEARTBEAT_S, STALE_S, SETTLE_S = 60.0, 600.0, 2.0
 ORPHAN_WAIT_S = 5.0  # a dead owner's forked children (DataLoader workers) may hold its lock this long
 
 
@@ -88,7 +89,12 @@ class Owner:
         exited, or a heartbeat older than STALE_S."""
         if self.host == socket.gethostname() and not _alive(self.pid):
             return True
-        return time.time() - self.heartbeat > STALE_S
+        return time.time() - self.heartbeat > _seconds("STALE_S", STALE_S)
+
+
+def _seconds(name: str, default: float) -> float:
+    """A timing of the object-store marker: `NOISETRACE_LOCK_<name>` or the default."""
+    return float(os.environ.get(f"NOISETRACE_LOCK_{name}", default))
 
 
 def _alive(pid: int) -> bool:
@@ -192,7 +198,7 @@ def _remote_lock(output: str, me: Owner) -> Iterator[Owner]:
     if found is not None and not found.is_gone():
         raise _busy(output, found)
     _write_marker(marker, me)
-    time.sleep(SETTLE_S)  # a run that checked at the same moment has written by now
+    time.sleep(_seconds("SETTLE_S", SETTLE_S))  # a run that checked at the same moment has written by now
     holder = _read_marker(marker)
     if holder is None or holder.token != me.token:
         raise _busy(output, holder)
@@ -212,7 +218,7 @@ def _remote_lock(output: str, me: Owner) -> Iterator[Owner]:
 
 
 def _heartbeat(marker: str, me: Owner, stop: threading.Event) -> None:
-    while not stop.wait(HEARTBEAT_S):
+    while not stop.wait(_seconds("HEARTBEAT_S", HEARTBEAT_S)):
         _write_marker(marker, Owner(me.command, me.host, me.pid, me.started, me.token))
 
 
