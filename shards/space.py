@@ -132,11 +132,15 @@ def remove_quietly(path: str) -> None:
 
 
 def human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    raise AssertionError("unreachable")
+    """1234567 -> "1.2 MB" (decimal units, as `df -H` shows them)."""
+    if n < 1000:
+        return f"{n} B"
+    size, unit = float(n), "B"
+    for unit in ("KB", "MB", "GB", "TB"):
+        size /= 1000
+        if size < 1000:
+            break
+    return f"{size:.1f} {unit}"
 
 
 def exit_error(message: str, exit_code: int) -> Exception:

@@ -177,14 +177,24 @@ def test_a_disk_that_fills_during_a_build_stops_it_in_one_line_and_the_rerun_mat
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    return make_shards(str(tmp_path_factory.mktemp("shards")), {"train": 48, "val": 16, "test": 16}, shards_per_split=2, size=SIZE)
+    return make_shards(str(tmp_path_factory.mktemp("shards")), {"train": 32, "val": 8, "test": 8}, shards_per_split=2, size=SIZE)
+
+
+@pytest.fixture
+def one_thread():
+    """Trainings this small run several times faster on one intra-op thread than on two
+    contending ones (as the subprocess tests' OMP_NUM_THREADS=1); every run compared uses it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _train(shards, out, *extra):
     return CliRunner().invoke(train_from_shards, ["--shards", shards, "--output", str(out), *TRAIN, "--epochs", "2", *extra])
 
 
-def test_a_disk_that_fills_during_a_checkpoint_save_keeps_the_last_good_one_and_resume_matches(shards, tmp_path, small_disk):
+def test_a_disk_that_fills_during_a_checkpoint_save_keeps_the_last_good_one_and_resume_matches(shards, tmp_path, small_disk, one_thread):
     clean = tmp_path / "clean"
     assert _train(shards, clean).exit_code == 0
     checkpoint = os.path.getsize(clean / "last.pt")
