@@ -7,6 +7,8 @@ videos), and each shard is then written by one worker, which copies its pairs' b
 of the spill files, sorted by key, to a temporary name and renames it. `_info.json` and
 `failures.jsonl` are written last, from sorted lists, and the spill files are deleted,
 with the note each video leaves there when it is done (what the driver's progress counts).
+Until then a note also lets a rerun into the same output (after a kill or a full disk,
+docs/faults.md) take its video as done instead of extracting it again.
 So a run's memory grows with the number of keys (tens of bytes a pair), not with pixels,
 also on the local runner, whose shuffles are held in memory; and shards are deterministic.
 """
@@ -41,6 +43,7 @@ SUMMARY = "summary"
 SHARD = "shard"
 SPILL_DIR = "_spill"
 NOTE_SUFFIX = ".done.json"
+RETRIED = ("timeout",)  # a video that failed so is extracted again by a rerun: the stall may be over
 
 ShardEntry = tuple[str, str, str]  # (sample key, spill file, label)
 
@@ -152,6 +155,8 @@ class ExtractPairsDoFn(beam.DoFn):
         except Exception:  # unreadable: extract again (object stores raise their own error types)
             return None
         if not isinstance(note, dict) or note.get("made_by") != self._made_by(record) or "keys" not in note:
+            return None
+        if any(f["reason"] in RETRIED for f in note["failures"]):
             return None
         if note["keys"] and not FileSystems.exists(spill_path(self.output, record.video)):
             return None

@@ -175,6 +175,30 @@ def test_a_disk_that_fills_during_a_build_stops_it_in_one_line_and_the_rerun_mat
     assert _digests(out) == clean
 
 
+def test_a_rerun_takes_a_video_an_earlier_run_finished_as_done(videos, tmp_path):
+    """What lets a build go on after a full disk or a kill: a video's note and spill file
+    stand for its extraction, as long as its record and the options are the same."""
+    from dataclasses import replace
+
+    from pipeline.inputs import list_videos
+    from pipeline.pairs import ExtractOptions
+    from pipeline.transforms import ExtractPairsDoFn
+
+    record = next(r for r in list_videos(videos) if r.label == "real")
+    first = ExtractPairsDoFn(ExtractOptions(size=32), str(tmp_path))
+    first.setup()
+    extracted = list(first.process(record))
+    assert any(type(item).__name__ == "VideoPairs" for item in extracted)
+    again = ExtractPairsDoFn(ExtractOptions(size=32), str(tmp_path))  # no setup(): no detector, could not extract
+    plain = lambda items: [(getattr(i, "tag", None), getattr(i, "value", i)) for i in items]  # noqa: E731
+    assert plain(again.process(record)) == plain(extracted)
+    assert again._done(record) is not None
+    assert ExtractPairsDoFn(ExtractOptions(size=48), str(tmp_path))._done(record) is None  # other options
+    assert again._done(replace(record, group="another")) is None  # another record
+    os.remove(next(tmp_path.glob("_spill/*.tar")))
+    assert again._done(record) is None  # its pairs are gone
+
+
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     return make_shards(str(tmp_path_factory.mktemp("shards")), {"train": 32, "val": 8, "test": 8}, shards_per_split=2, size=SIZE)
