@@ -44,15 +44,20 @@ def read_torch_file(path: str, wanted: str = DETECTOR_FILES) -> dict[str, Any]:
     return obj
 
 
-def save_checkpoint(path: str, state: dict[str, Any]) -> None:
+def save_torch_file(path: str, obj: dict[str, Any]) -> None:
     """Write atomically (temp file + rename) so an interrupted save never leaves half a file.
 
-    Serialised in memory first, so a full disk is told with the checkpoint's size
+    Serialised in memory first, so a full disk is told with the file's size
     (`shards.space.OutOfSpace`); the temp file is removed and `path` keeps the previous
-    good checkpoint."""
+    good file."""
     buffer = io.BytesIO()
-    torch.save({"format": CHECKPOINT_FORMAT, **state}, buffer)
+    torch.save(obj, buffer)
     write_file(path, buffer.getvalue())
+
+
+def save_checkpoint(path: str, state: dict[str, Any]) -> None:
+    """A detector checkpoint, written by `save_torch_file`."""
+    save_torch_file(path, {"format": CHECKPOINT_FORMAT, **state})
 
 
 def saved_epochs(output: str, names: tuple[str, ...]) -> str:
