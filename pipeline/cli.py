@@ -10,6 +10,8 @@ import click
 from pipeline.inputs import InputError
 from pipeline.logs import configure_logs
 from pipeline.options import OPTIONS
+from shards.lock import OutputBusy
+from shards.space import OutOfSpace, exit_error
 
 
 def _click_option(opt) -> click.Option:
@@ -60,6 +62,8 @@ def _build_shards(beam_args: tuple[str, ...], **values) -> None:
         result = run(argv)
     except InputError as e:
         raise click.UsageError(str(e)) from None
+    except (OutputBusy, OutOfSpace) as e:  # one line and an exit status of their own (docs/faults.md)
+        raise exit_error(e.line(), e.exit_code) from None
     click.echo(_summary(result))
     videos = result.info["videos"]
     rate = videos["without_pairs"] / videos["total"] if videos["total"] else 0.0

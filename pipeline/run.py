@@ -24,13 +24,16 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from pipeline.fetch import within
 from pipeline.inputs import InputError, VideoRecord, list_videos
-from pipeline.logs import HARNESS_LEVEL_OPTION, configure_logs, harness_log_level
+from pipeline.logs import HARNESS_LEVEL_OPTION, configure_logs, harness_log_level, quiet_out_of_space
 from pipeline.options import BuildShardsOptions
 from pipeline.progress import BuildProgress
-from pipeline.transforms import BuildShards
+from pipeline.transforms import BuildShards, kept_summary, remove_temp_files
 from shards.info import FAILURES_NAME, INFO_NAME
+from shards.lock import OutputBusy, output_lock
+from shards.space import OutOfSpace, find_out_of_space
 
 LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
+RERUN_BUILD = "run the same command again: it goes on from the videos done"
 VERSIONED = ("noisetrace", "apache-beam", "dlib-bin", "ffmpeg-python", "imageio-ffmpeg", "webdataset", "numpy", "pillow")
 
 
@@ -114,14 +117,32 @@ def build_pipeline(options: PipelineOptions) -> tuple[beam.Pipeline, int]:
 
 def run(argv: list[str]) -> BuildResult:
     """Run the whole build; returns what `_info.json` and `failures.jsonl` say. A local
-    run shows its progress on stderr (`pipeline.progress`)."""
+    run shows its progress on stderr (`pipeline.progress`).
+
+    The output is locked first (`shards.lock`: OutputBusy when another run holds it). A
+    failed run leaves no temp file there; a full disk raises OutOfSpace saying what the
+    run kept."""
     options = PipelineOptions(argv)
     output = options.view_as(BuildShardsOptions).output
+    with output_lock(output, "build-shards"):
+        return _run_locked(options, output)
+
+
+def _run_locked(options: PipelineOptions, output: str) -> BuildResult:
     pipeline, videos = build_pipeline(options)
     local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
     with BuildProgress(output, videos) if local else contextlib.nullcontext() as progress:
         start = time.perf_counter()
-        pipeline.run().wait_until_finish()
+        try:
+            with quiet_out_of_space():
+                pipeline.run().wait_until_finish()
+        except Exception as exc:
+            remove_temp_files(output)
+            full = find_out_of_space(exc)
+            if full is None:
+                raise
+            full.kept, full.rerun = kept_summary(output, videos), RERUN_BUILD
+            raise full from None
         seconds = time.perf_counter() - start
         with FileSystems.open(FileSystems.join(output, INFO_NAME)) as f:
             info = json.load(f)
@@ -142,7 +163,11 @@ def main(argv: list[str] | None = None) -> None:
 
         print(plan(argv).summary())
         return
-    result = run(argv)
+    try:
+        result = run(argv)
+    except (OutputBusy, OutOfSpace) as e:
+        print(f"error: {e.line()}", file=sys.stderr)
+        sys.exit(e.exit_code)
     print(json.dumps({"splits": {k: v["num_samples"] for k, v in result.info["splits"].items()},
                       "failures": result.info["failures"]}, indent=2))
 

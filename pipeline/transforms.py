@@ -7,11 +7,14 @@ videos), and each shard is then written by one worker, which copies its pairs' b
 of the spill files, sorted by key, to a temporary name and renames it. `_info.json` and
 `failures.jsonl` are written last, from sorted lists, and the spill files are deleted,
 with the note each video leaves there when it is done (what the driver's progress counts).
+Until then a note also lets a rerun into the same output (after a kill or a full disk,
+docs/faults.md) take its video as done instead of extracting it again.
 So a run's memory grows with the number of keys (tens of bytes a pair), not with pixels,
 also on the local runner, whose shuffles are held in memory; and shards are deterministic.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -31,6 +34,7 @@ from pipeline.pairs import ExtractOptions, Failure, frame_pairs, to_sample
 from shards.info import FAILURES_NAME, INFO_NAME, ShardRecord, build_info, dumps_info
 from shards.raw import RawSample, read_members
 from shards.schema import PairSample
+from shards.space import is_out_of_space, out_of_space
 from shards.writer import TarSample, shard_name, write_shard
 
 NS = "noisetrace"
@@ -39,6 +43,7 @@ SUMMARY = "summary"
 SHARD = "shard"
 SPILL_DIR = "_spill"
 NOTE_SUFFIX = ".done.json"
+RETRIED = ("timeout",)  # a video that failed so is extracted again by a rerun: the stall may be over
 
 ShardEntry = tuple[str, str, str]  # (sample key, spill file, label)
 
@@ -74,7 +79,22 @@ def note_path(output: str, video: str) -> str:
 def write_atomically(path: str, samples: Iterable[TarSample]) -> int:
     """`write_shard` through Beam's FileSystems, so `gs://` and other remote outputs work."""
     return write_shard(path, samples, opener=FileSystems.create,
-                       rename=lambda src, dst: FileSystems.rename([src], [dst]))
+                       rename=lambda src, dst: FileSystems.rename([src], [dst]),
+                       remove=lambda tmp: FileSystems.delete([tmp]))
+
+
+def write_file(path: str, data: bytes) -> None:
+    """A small file (a note, `_info.json`, `failures.jsonl`) through FileSystems, removed
+    again when the write fails, so a full disk leaves no half of it; OutOfSpace then."""
+    try:
+        with FileSystems.create(path) as f:
+            f.write(data)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            FileSystems.delete([path])
+        if is_out_of_space(exc):
+            raise out_of_space(exc, path, len(data)) from exc  # type: ignore[arg-type]
+        raise
 
 
 class ExtractPairsDoFn(beam.DoFn):
@@ -97,41 +117,80 @@ class ExtractPairsDoFn(beam.DoFn):
 
     def process(self, record: VideoRecord):
         Metrics.counter(NS, "videos").inc()
+        done = self._done(record)
+        if done is not None:  # an earlier run into this output extracted it: go on from there
+            failures = [Failure(**f) for f in done["failures"]]
+            keys, keyframes = tuple(done["keys"]), done["keyframes"]
+        else:
+            failures, samples, keyframes = self._extract(record)
+            keys = tuple(sorted(samples))
+            if samples:  # failing to write our own output is not the video's fault: OutOfSpace fails the run
+                write_atomically(spill_path(self.output, record.video), samples.values())
+        for failure in failures:
+            yield self._fail(failure)
+        if keys:
+            Metrics.counter(NS, "faces").inc(len(keys))
+            Metrics.counter(NS, "pairs").inc(len(keys))
+            yield VideoPairs(record.video, record.split, record.label, spill_path(self.output, record.video), keys)
+        Metrics.counter(NS, "keyframes").inc(keyframes)
+        summary = {"video": record.video, "keyframes": keyframes, "pairs": len(keys)}
+        note = {**summary, "keys": list(keys), "failures": [f.to_json() for f in failures], "made_by": self._made_by(record)}
+        write_file(note_path(self.output, record.video), json.dumps(note).encode("utf-8"))  # last: the video is done
+        yield beam.pvalue.TaggedOutput(SUMMARY, summary)
+
+    def _made_by(self, record: VideoRecord) -> str:
+        """What a video's spill file depends on: its record and the extraction options."""
+        text = json.dumps({"record": asdict(record), "options": asdict(self.options)}, sort_keys=True, default=str)
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def _done(self, record: VideoRecord) -> dict | None:
+        """The note an earlier run into this output left for the video, when it was made
+        from the same record and options and its spill file is there; else None."""
+        path = note_path(self.output, record.video)
+        try:
+            if not FileSystems.exists(path):
+                return None
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                note = json.loads(f.read())
+        except Exception:  # unreadable: extract again (object stores raise their own error types)
+            return None
+        if not isinstance(note, dict) or note.get("made_by") != self._made_by(record) or "keys" not in note:
+            return None
+        if any(f["reason"] in RETRIED for f in note["failures"]):
+            return None
+        if note["keys"] and not FileSystems.exists(spill_path(self.output, record.video)):
+            return None
+        return note
+
+    def _extract(self, record: VideoRecord) -> tuple[list[Failure], dict[str, PairSample], int]:
+        """(failures, pairs by key, keyframes looked at) of one video."""
+        failures: list[Failure] = []
         keyframes = 0
         samples: dict[str, PairSample] = {}
         if record.reason:
-            yield self._fail(Failure(record.video, record.reason, None, record.detail))
-        else:
-            meta = record.meta()
-            try:
-                with fetched(record.path, self.options.timeout_s) as (local, size):
-                    if size == 0:
-                        yield self._fail(Failure(record.video, "empty_file", None, "zero bytes"))
-                    for item in frame_pairs(local, record.video, self.detector, self.options) if size else ():
-                        if isinstance(item, Failure):
-                            if item.frame_index is not None:
-                                keyframes += 1
-                            yield self._fail(item)
-                            continue
-                        keyframes += 1
-                        sample = to_sample(item, meta)
-                        # two frames estimated at the same index (VFR) give one key: keep the first
-                        if samples.setdefault(sample.key, sample) is sample:
-                            Metrics.counter(NS, "faces").inc()
-                            Metrics.counter(NS, "pairs").inc()
-            except OSError as e:  # TimeoutError is one: a stat, open or copy that never returned
-                reason = ("timeout" if isinstance(e, TimeoutError) else "missing_file" if isinstance(e, FileNotFoundError)
-                          else "not_a_file" if isinstance(e, NotAFile) else "unreadable")
-                yield self._fail(Failure(record.video, reason, None, f"{type(e).__name__}: {e}"))
-        if samples:  # outside the try: failing to write our own output is not the video's fault
-            path = spill_path(self.output, record.video)
-            write_atomically(path, samples.values())
-            yield VideoPairs(record.video, record.split, record.label, path, tuple(sorted(samples)))
-        Metrics.counter(NS, "keyframes").inc(keyframes)
-        summary = {"video": record.video, "keyframes": keyframes, "pairs": len(samples)}
-        with FileSystems.create(note_path(self.output, record.video)) as f:  # last: the video is done
-            f.write(json.dumps(summary).encode("utf-8"))
-        yield beam.pvalue.TaggedOutput(SUMMARY, summary)
+            return [Failure(record.video, record.reason, None, record.detail)], samples, keyframes
+        meta = record.meta()
+        try:
+            with fetched(record.path, self.options.timeout_s) as (local, size):
+                if size == 0:
+                    failures.append(Failure(record.video, "empty_file", None, "zero bytes"))
+                for item in frame_pairs(local, record.video, self.detector, self.options) if size else ():
+                    if isinstance(item, Failure):
+                        if item.frame_index is not None:
+                            keyframes += 1
+                        failures.append(item)
+                        continue
+                    keyframes += 1
+                    sample = to_sample(item, meta)
+                    # two frames estimated at the same index (VFR) give one key: keep the first
+                    samples.setdefault(sample.key, sample)
+        except OSError as e:  # TimeoutError is one: a stat, open or copy that never returned
+            if is_out_of_space(e):  # the local copy of a remote video: our disk, not the video
+                raise
+            reason = ("timeout" if isinstance(e, TimeoutError) else "missing_file" if isinstance(e, FileNotFoundError)
+                      else "not_a_file" if isinstance(e, NotAFile) else "unreadable")
+            failures.append(Failure(record.video, reason, None, f"{type(e).__name__}: {e}"))
+        return failures, samples, keyframes
 
 
 def assign_shards(split_videos: tuple[str, Iterable[VideoPairs]], shard_size: int, min_shards: int):
@@ -188,21 +247,43 @@ def finalize(outcomes: list[tuple[str, object]], output: str, extra: dict) -> di
         "videos": {"total": len(summaries), "with_pairs": with_pairs, "without_pairs": len(summaries) - with_pairs},
         "keyframes": sum(s["keyframes"] for s in summaries),
     })
-    with FileSystems.create(FileSystems.join(output, FAILURES_NAME)) as f:
-        for rec in failures:
-            f.write((json.dumps(rec.to_json(), sort_keys=True) + "\n").encode("utf-8"))
+    write_file(FileSystems.join(output, FAILURES_NAME),
+               "".join(json.dumps(rec.to_json(), sort_keys=True) + "\n" for rec in failures).encode("utf-8"))
     keep = {FileSystems.join(output, r.filename) for r in shards}
-    patterns = [FileSystems.join(output, "*", name) for name in ("pairs-*.tar", ".pairs-*.tmp")]
-    patterns.append(FileSystems.join(output, SPILL_DIR, "*"))
-    stale = [m.path for r in FileSystems.match(patterns) for m in r.metadata_list if m.path not in keep]
+    patterns = [FileSystems.join(output, "*", "pairs-*.tar"), *_temp_patterns(output), FileSystems.join(output, SPILL_DIR, "*")]
+    stale = [m.path for m in _matching(patterns) if m.path not in keep]
     if stale:
         FileSystems.delete(stale)
     spill_dir = FileSystems.join(output, SPILL_DIR)
     if FileSystems.exists(spill_dir):  # a local directory; object stores have no empty folders
         FileSystems.delete([spill_dir])
-    with FileSystems.create(FileSystems.join(output, INFO_NAME)) as f:
-        f.write(dumps_info(info).encode("utf-8"))
+    write_file(FileSystems.join(output, INFO_NAME), dumps_info(info).encode("utf-8"))
     return info
+
+
+def _temp_patterns(output: str) -> list[str]:
+    """Where a run's temp files lie: shards' and spill files' (`shards.writer.temp_path`)."""
+    return [FileSystems.join(output, "*", ".pairs-*.tmp"), FileSystems.join(output, SPILL_DIR, ".*.tmp")]
+
+
+def _matching(patterns: list[str]) -> list:
+    return [m for r in FileSystems.match(patterns) for m in r.metadata_list]
+
+
+def remove_temp_files(output: str) -> None:
+    """Delete the temp files a failed run left in `output` (the run holds its lock, so
+    none is another run's); what is whole (spill files, their notes, shards) stays."""
+    temps = [m.path for m in _matching(_temp_patterns(output))]
+    if temps:
+        FileSystems.delete(temps)
+
+
+def kept_summary(output: str, videos: int) -> str:
+    """What a stopped build keeps in `output`: the videos done and their spill files."""
+    spilled = _matching([FileSystems.join(output, SPILL_DIR, "*")])
+    done = sum(m.path.endswith(NOTE_SUFFIX) for m in spilled)
+    pairs = sum(m.path.endswith(".tar") for m in spilled)
+    return f"{done} of {videos} videos done, their pairs in {pairs} spill files under {FileSystems.join(output, SPILL_DIR)}"
 
 
 class BuildShards(beam.PTransform):

@@ -9,12 +9,15 @@ The file operations are injectable so the pipeline can write through Beam's File
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tarfile
 import uuid
 from collections.abc import Callable, Iterable
 from typing import BinaryIO, Protocol
+
+from shards.space import is_out_of_space, out_of_space, remove_quietly
 
 
 class TarSample(Protocol):
@@ -31,29 +34,47 @@ SHARD_PATTERN = "pairs-{index:06d}.tar"
 
 Opener = Callable[[str], BinaryIO]
 Renamer = Callable[[str, str], None]
+Remover = Callable[[str], None]
 
 
 def shard_name(index: int) -> str:
     return SHARD_PATTERN.format(index=index)
 
 
-def write_tar(fileobj: BinaryIO, samples: Iterable[TarSample]) -> int:
-    """Write samples (sorted by key) as one tar stream; returns the number written."""
+def tar_members(samples: Iterable[TarSample]) -> tuple[list[tuple[str, bytes]], int]:
+    """(every tar member of the samples sorted by key, number of samples); encoded before
+    anything is written, so the size of the file is known (`tar_size`)."""
     ordered = sorted(samples, key=lambda s: s.key)
     keys = [s.key for s in ordered]
     if len(set(keys)) != len(keys):
         raise ValueError("duplicate sample keys in one shard")
+    return [member for sample in ordered for member in sample.to_members()], len(ordered)
+
+
+def tar_size(members: list[tuple[str, bytes]]) -> int:
+    """Bytes of the tar `write_tar` makes of `members`: a header block and the data padded
+    to blocks per member, two zero blocks, all padded to a whole record."""
+    blocks = sum(1 + -(-len(data) // tarfile.BLOCKSIZE) for _, data in members) + 2
+    return -(-blocks * tarfile.BLOCKSIZE // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+
+
+def write_tar(fileobj: BinaryIO, samples: Iterable[TarSample]) -> int:
+    """Write samples (sorted by key) as one tar stream; returns the number written."""
+    members, count = tar_members(samples)
+    _write_members(fileobj, members)
+    return count
+
+
+def _write_members(fileobj: BinaryIO, members: list[tuple[str, bytes]]) -> None:
     with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
-        for sample in ordered:
-            for name, data in sample.to_members():
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                info.mtime = FIXED_MTIME
-                info.mode = 0o644
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                tar.addfile(info, io.BytesIO(data))
-    return len(ordered)
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = FIXED_MTIME
+            info.mode = 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
 
 
 def _local_open(path: str) -> BinaryIO:
@@ -72,10 +93,22 @@ def write_shard(
     *,
     opener: Opener = _local_open,
     rename: Renamer = os.replace,
+    remove: Remover = remove_quietly,
 ) -> int:
-    """Write a shard to a temporary name, then rename it into place; returns sample count."""
+    """Write a shard to a temporary name, then rename it into place; returns sample count.
+
+    A failed write removes its temp file; a full disk raises `OutOfSpace` naming the shard
+    and its size."""
+    members, count = tar_members(samples)
     tmp = temp_path(final_path)
-    with opener(tmp) as f:
-        count = write_tar(f, samples)
-    rename(tmp, final_path)
+    try:
+        with opener(tmp) as f:
+            _write_members(f, members)
+        rename(tmp, final_path)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            remove(tmp)
+        if is_out_of_space(exc):
+            raise out_of_space(exc, final_path, tar_size(members)) from exc  # type: ignore[arg-type]
+        raise
     return count

@@ -3,6 +3,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 
 import numpy as np
 import pytest
@@ -173,7 +174,7 @@ def test_cli_prints_counts_and_checks_failure_rate(videos, tmp_path):
     assert res.exit_code == 2 and "no files under" in res.output and "Traceback" not in res.output
 
 
-def test_sigkill_mid_run_leaves_no_partial_shard_and_rerun_matches(videos, built, tmp_path):
+def test_sigkill_mid_run_leaves_no_partial_shard_and_rerun_matches(videos, built, tmp_path, capfd):
     import signal
     import subprocess
     import sys
@@ -196,6 +197,8 @@ def test_sigkill_mid_run_leaves_no_partial_shard_and_rerun_matches(videos, built
     assert not (target / "_info.json").exists() or _digests(target)["_info.json"] == _digests(out)["_info.json"]
     run(["--input", str(videos), "--output", str(target), "--min-shards", "3"])
     assert _digests(target) == _digests(out)
+    # the killed run's lock (shards.lock) is recognised as stale and taken over, saying so
+    assert f"taking over the lock of build-shards on host {socket.gethostname()}, pid {proc.pid}," in capfd.readouterr().err
 
 
 def test_ffpp_layout_puts_dataset_and_method_in_each_pair(demo_set, tmp_path):

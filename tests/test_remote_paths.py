@@ -28,6 +28,7 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("objects")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(remotefs.ROOT_ENV, str(root))
+        mp.setenv("NOISETRACE_LOCK_SETTLE_S", "0.1")  # the output's lock marker (shards.lock): no need to wait here
         mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
         yield root
 

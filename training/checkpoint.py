@@ -5,12 +5,14 @@ checkpoint cannot run code; a `format` tag lets every reader refuse other files 
 """
 from __future__ import annotations
 
+import io
 import os
 from typing import Any
 
 import torch
 from torch import nn
 
+from shards.space import write_file
 from training.detectors import build_detector, model_kind
 from training.device import place_model
 
@@ -42,11 +44,34 @@ def read_torch_file(path: str, wanted: str = DETECTOR_FILES) -> dict[str, Any]:
     return obj
 
 
+def save_torch_file(path: str, obj: dict[str, Any]) -> None:
+    """Write atomically (temp file + rename) so an interrupted save never leaves half a file.
+
+    Serialised in memory first, so a full disk is told with the file's size
+    (`shards.space.OutOfSpace`); the temp file is removed and `path` keeps the previous
+    good file."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_file(path, buffer.getvalue())
+
+
 def save_checkpoint(path: str, state: dict[str, Any]) -> None:
-    """Write atomically (temp file + rename) so an interrupted save never leaves half a file."""
-    tmp = f"{path}.tmp"
-    torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
-    os.replace(tmp, path)
+    """A detector checkpoint, written by `save_torch_file`."""
+    save_torch_file(path, {"format": CHECKPOINT_FORMAT, **state})
+
+
+def saved_epochs(output: str, names: tuple[str, ...]) -> str:
+    """What a run folder holds, for an error that stops it: "last.pt (epoch 3), ..." or
+    "no checkpoint yet"."""
+    held = []
+    for name in names:
+        path = os.path.join(output, name)
+        if os.path.isfile(path):
+            try:
+                held.append(f"{name} (epoch {load_checkpoint(path)['epoch']})")
+            except (NotACheckpoint, KeyError):
+                continue
+    return ", ".join(held) if held else "no checkpoint yet"
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:

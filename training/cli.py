@@ -46,11 +46,21 @@ def one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from shards.lock import OutputBusy  # here, not at import: `--help` stays light
+        from shards.space import OutOfSpace, exit_error, find_out_of_space
+
         warnings.formatwarning = _warning_line  # DataLoader workers started in `fn` inherit it
         try:
             return fn(*args, **kwargs)
+        except (OutputBusy, OutOfSpace) as exc:  # one line and an exit status of their own (docs/faults.md)
+            raise exit_error(exc.line(), exc.exit_code) from exc
         except _EXPECTED as exc:
             raise click.ClickException(_one_line(exc)) from exc
+        except OSError as exc:
+            full = find_out_of_space(exc, where=str(kwargs.get("output", "?")))
+            if full is None:
+                raise
+            raise exit_error(full.line(), full.exit_code) from exc
         finally:
             warnings.formatwarning = _python_warning
 

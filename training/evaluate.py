@@ -1,6 +1,7 @@
 """`evaluate`: frame- and video-level accuracy/AUC of a checkpoint on a shard split."""
 from __future__ import annotations
 
+import io
 import json
 import os
 from typing import Any
@@ -14,6 +15,7 @@ from torch import nn  # noqa: E402
 
 from shards.checked import require_pairs  # noqa: E402
 from shards.source import open_shards  # noqa: E402
+from shards.space import write_file  # noqa: E402
 from shards.schema import CLS_REAL, CLS_TO_LABEL  # noqa: E402
 from training.checkpoint import detector_from_checkpoint, load_checkpoint  # noqa: E402
 from training.data import eval_loader  # noqa: E402
@@ -128,8 +130,10 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str, title:
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(-0.01, 1), ylim=(0, 1.01), title=title)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
+    image = io.BytesIO()
+    fig.savefig(image, format="png")
     plt.close(fig)
+    write_file(path, image.getvalue())  # whole or not at all, also on a full disk
 
 
 def run_evaluation(
@@ -157,11 +161,10 @@ def run_evaluation(
     metrics = {"checkpoint": checkpoint, "shards": shards, "split": split, "model": describe_model(ckpt, model),
                **summarize(out["cls"], out["prob"], out["meta"])}
     os.makedirs(output, exist_ok=True)
-    with open(os.path.join(output, METRICS_NAME), "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2, sort_keys=True)
-    with open(os.path.join(output, PREDICTIONS_NAME), "w", encoding="utf-8") as f:
-        for key, meta, y, p in zip(out["key"], out["meta"], out["cls"], out["prob"]):
-            f.write(json.dumps(prediction_record(key, meta, int(y), float(p))) + "\n")
+    write_file(os.path.join(output, METRICS_NAME), json.dumps(metrics, indent=2, sort_keys=True).encode("utf-8"))
+    write_file(os.path.join(output, PREDICTIONS_NAME), "".join(
+        json.dumps(prediction_record(key, meta, int(y), float(p))) + "\n"
+        for key, meta, y, p in zip(out["key"], out["meta"], out["cls"], out["prob"])).encode("utf-8"))
     _, video_labels, video_probs = per_group_mean([m["video"] for m in out["meta"]], out["cls"], out["prob"])
     plot_roc({"frames": (out["cls"], out["prob"]), "videos": (video_labels, video_probs)}, os.path.join(output, ROC_NAME))
     return metrics

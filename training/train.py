@@ -10,6 +10,7 @@ resume, so a kill while either is being written loses nothing.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -26,10 +27,12 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from shards.checked import require_pairs
+from shards.lock import output_lock
 from shards.progress import ProgressLines
 from shards.info import info_summary
 from shards.source import ShardSource, open_shards
-from training.checkpoint import load_checkpoint, save_checkpoint
+from shards.space import find_out_of_space, write_file
+from training.checkpoint import load_checkpoint, save_checkpoint, saved_epochs
 from training.data import eval_loader, group_class_counts, train_loader
 from training.detectors import architecture, build_detector
 from training.device import autocast, place_model, resolve_device
@@ -276,7 +279,25 @@ class TrainResult:
 
 
 def run_training(config: TrainConfig) -> TrainResult:
-    """Train (or resume) the detector into `config.output` (best.pt, last.pt, metrics.jsonl)."""
+    """Train (or resume) the detector into `config.output` (best.pt, last.pt, metrics.jsonl),
+    holding the run folder (`shards.lock`; on rank 0, the one that writes) for the whole run.
+
+    A full disk stops the run with `OutOfSpace` saying which checkpoints it kept."""
+    main = int(os.environ.get("RANK", "0")) == 0
+    with output_lock(config.output, "train-from-shards") if main else contextlib.nullcontext():
+        try:
+            return _train(config)
+        except OSError as exc:
+            full = find_out_of_space(exc, where=config.output)
+            if full is None:
+                raise
+            full.kept = saved_epochs(config.output, (LAST_NAME, BEST_NAME))
+            if os.path.isfile(os.path.join(config.output, LAST_NAME)):
+                full.rerun = "add --resume to the same command: it goes on from last.pt"
+            raise full from exc
+
+
+def _train(config: TrainConfig) -> TrainResult:
     _check_options(config)
     config, ckpt = _resolve(config)
     ctx, device = _init_distributed(config.device)
@@ -329,8 +350,7 @@ def run_training(config: TrainConfig) -> TrainResult:
 
     if ctx.main:
         os.makedirs(config.output, exist_ok=True)
-        with open(os.path.join(config.output, CONFIG_NAME), "w", encoding="utf-8") as f:
-            json.dump(run_config, f, indent=2, sort_keys=True)
+        write_file(os.path.join(config.output, CONFIG_NAME), json.dumps(run_config, indent=2, sort_keys=True).encode("utf-8"))
         _truncate_metrics(os.path.join(config.output, METRICS_NAME), start_epoch)
 
     loss_fn = nn.CrossEntropyLoss()
@@ -435,7 +455,4 @@ def _truncate_metrics(path: str, epochs_done: int) -> None:
         return
     with open(path, encoding="utf-8") as f:
         kept = [line for line in f if line.endswith("\n") and line.strip() and json.loads(line)["epoch"] <= epochs_done]
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(kept)
-    os.replace(tmp, path)
+    write_file(path, "".join(kept).encode("utf-8"))
