@@ -14,14 +14,14 @@ from typing import Any
 
 import torch
 
-from training.checkpoint import CHECKPOINT_FORMAT, DENOISER_FORMAT, NotACheckpoint, read_torch_file
+from training.checkpoint import CHECKPOINT_FORMAT, DENOISER_FORMAT, NotACheckpoint, read_torch_file, save_torch_file
 from training.noise_nets import DnCNN
 
 _KAIR_KEY = re.compile(r"^model\.(\d+)\.(weight|bias)$")
 
 
 def save_denoiser(path: str, extractor: DnCNN, config: dict[str, Any]) -> None:
-    torch.save({"format": DENOISER_FORMAT, "extractor": extractor.state_dict(), "config": config}, path)
+    save_torch_file(path, {"format": DENOISER_FORMAT, "extractor": extractor.state_dict(), "config": config})
 
 
 def kair_to_extractor_state(kair: dict[str, torch.Tensor], extractor: DnCNN) -> dict[str, torch.Tensor]:
