@@ -17,7 +17,7 @@ file.
 
 What a cache cannot hold: squares made anew each step. The trainer therefore draws
 self-blended fakes from a fixed bank of `--blend-variants` per real face
-(training.selfblend.banked_self_blend) and flips residuals instead of images; JPEG
+(training.selfblend.bank_blend, dealt by training.residual_pairs) and flips residuals instead of images; JPEG
 re-encoding (`--recompress`) turns the cache off.
 """
 from __future__ import annotations

@@ -70,7 +70,7 @@ class TrainConfig:
     # where a frozen extractor's residuals are kept (training.residuals); None: the default
     # folder, "off": computed every time
     residual_cache: str | None = None
-    blend_variants: int = 8  # with the cache: self-blended fakes kept per real face (banked_self_blend)
+    blend_variants: int = 8  # with the cache: self-blended fakes kept per real face (training.selfblend.bank_blend)
     # keep the extractor at --init-denoiser's weights and BatchNorm statistics, so only the
     # similarity head learns: it can then read only how face and background noise correlate,
     # with far less capacity to learn which source a clip came from
