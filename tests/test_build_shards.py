@@ -10,7 +10,8 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from click.testing import CliRunner
 
 from pipeline.cli import build_shards
-from pipeline.run import _runner, run
+from pipeline.graph import _runner
+from pipeline.run import run
 from shards.info import split_urls
 from shards.reader import iter_pairs
 from shards.schema import LABEL_TO_CLS, REQUIRED_META
