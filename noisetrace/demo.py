@@ -18,9 +18,9 @@ a third of the pairs; issue #23, OMP_NUM_THREADS=1): seed 0 reached val AUC 0.99
 test frame AUC 0.934, but seed 1 never left chance (val AUC 0.25-0.60 in all 12 epochs).
 The same 64 videos with 12 frames a video (their 17 I-frames suffice, so no extra frames
 are decoded) at batch 16: about as many steps (44 an epoch) at half the training pairs
-(706); seed 1 reached val AUC 0.999 and test frame and video AUC 1.000 (OMP_NUM_THREADS=1,
-a busy machine). A candidate for the default once seeds 0 and 2 and its time on idle
-cores are measured.
+(706); seeds 1 and 0 reached val AUC 0.999 and 0.989, test frame and video AUC 1.000
+both (OMP_NUM_THREADS=1, a busy machine). A candidate for the default once seed 2 and its
+time on idle cores with the default threads are measured.
 """
 from __future__ import annotations
 
