@@ -6,12 +6,21 @@ simulated face swaps) -> `build-shards` -> `train-from-shards` (a small preset) 
 prints a line as it starts, so nobody wonders whether it hung; everything is seeded.
 
 Size: 8 clips of 4 s per identity (64 videos), 24 frames a video, 12 epochs of the tiny
-preset, about 3.5 min on 2 cores (making the videos ~74 s, build-shards ~20 s, training 93-105 s).
+preset, about 3 min on 2 idle cores (making the videos ~73 s before they were rendered on both
+cores, build-shards ~19 s, training ~88 s; docs/benchmarks.md).
 Smaller sets train faster but not reliably: with 4 clips of 2 s, 12 frames and 20 epochs,
 the loss sat at chance for some seeds; with clips of 2 s (gop 6, the rest as it was then,
 `--upsample 1` included) the demo took 178 s but seed 0 reached only val AUC 0.94 and test
 frame AUC 0.78 (1.000 and 0.964 at this size then); with 8 epochs seed 4 had not yet left
 chance.
+Half the videos at half the batch (4 clips per identity, batch 16: about as many steps,
+a third of the pairs; issue #23, OMP_NUM_THREADS=1): seed 0 reached val AUC 0.993 and
+test frame AUC 0.934, but seed 1 never left chance (val AUC 0.25-0.60 in all 12 epochs).
+The same 64 videos with 12 frames a video (their 17 I-frames suffice, so no extra frames
+are decoded) at batch 16: about as many steps (44 an epoch) at half the training pairs
+(706); seeds 1 and 0 reached val AUC 0.999 and 0.989, test frame and video AUC 1.000
+both (OMP_NUM_THREADS=1, a busy machine). A candidate for the default once seed 2 and its
+time on idle cores with the default threads are measured.
 """
 from __future__ import annotations
 

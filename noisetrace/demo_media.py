@@ -45,14 +45,15 @@ but not the clip groups).
 """
 from __future__ import annotations
 
+import collections
 import csv
+import functools
 import importlib.util
-import itertools
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import ffmpeg
 import numpy as np
@@ -66,6 +67,7 @@ PHOTO_FPS = 25
 FACE_FRACTION = 0.3  # face box width / frame width: >= 80 px (dlib HOG) at the minimum size
 MIN_SIZE = 288
 CRF = 18
+RENDER_THREADS = 2  # clips rendered side by side; one more clip waits in FFmpeg
 # CMOS pattern noise, in grey levels: every column of the sensor has its own fixed offset
 # and every read-out row its own offset per frame. This structure, shared by every square of
 # a real frame, is the camera trace a pasted face lacks.
@@ -148,44 +150,54 @@ def build_demo_videos(
     if len(photos) < 2:
         raise RuntimeError("the demo needs scikit-image and matplotlib for two face photos")
     identities = [photo.identity for photo in photos]
-    # Clips are made one at a time and dropped once encoded: all of them at once would
-    # hold over half a gigabyte of float frames.
-    clips: Iterable[_Clip] = (
-        clip
+    makers: list[Callable[[], _Clip]] = [
+        functools.partial(_photo_clip, photo, p, k, seed, seconds, size)
         for p, photo in enumerate(photos)
-        for clip in _photo_clips(photo, p, seed, clips_per_identity, seconds, size)
-    )
+        for k in range(clips_per_identity)
+    ]
     carphone = package_file(TALKING_HEAD[1], TALKING_HEAD[2])
     if carphone:
         identities.append(TALKING_HEAD[0])
-        clips = itertools.chain(clips, _talking_head_clips(carphone, detector, clips_per_identity, seconds))
+        makers += _talking_head_clips(carphone, detector, clips_per_identity, seconds)
 
     for label in ("real", "fake"):
         os.makedirs(os.path.join(root, label), exist_ok=True)
+
+    def real_and_fake(c: int) -> tuple[_Clip, str, list[np.ndarray]]:
+        clip = makers[c]()
+        rng = np.random.default_rng([seed, c, 2])
+        # Swaps and re-syntheses alternate, shifted per identity so val and test get both.
+        swap = (clip.index + identities.index(clip.identity)) % 2 == 0
+        donors = [photo for photo in photos if photo.identity != clip.identity]
+        donor = donors[clip.index % len(donors)] if swap else None
+        group = f"{clip.identity}-c{clip.index}"
+        fake_name = f"{group}-swap-{donor.identity}" if donor else f"{group}-resynth"
+        return replace(clip, clean=[]), fake_name, _fake_frames(clip, donor, rng)
+
     videos = []
-    # FFmpeg encodes one clip while Python renders the next (the same bytes, sooner): Python
-    # would otherwise wait for every encode. One clip's encodes in flight at a time keeps at
-    # most two clips' frames in memory.
-    with ThreadPoolExecutor(max_workers=1) as encoder:
-        pending: list[Future] = []
-        for c, clip in enumerate(clips):
+    # Every clip draws from its own seeded generators, so clips can be rendered side by side
+    # (PIL's resampling and numpy release the GIL) while FFmpeg encodes the clip before: the
+    # same bytes as one at a time, sooner. Clips are made a few at a time and dropped once
+    # encoded: all of them at once would hold over half a gigabyte of float frames.
+    with ThreadPoolExecutor(max_workers=RENDER_THREADS) as renderer, ThreadPoolExecutor(max_workers=1) as encoder:
+        rendering = collections.deque(renderer.submit(real_and_fake, c) for c in range(min(RENDER_THREADS, len(makers))))
+        queued = len(rendering)
+        encoding: list[Future] = []
+        while rendering:
+            clip, fake_name, fake = rendering.popleft().result()
+            for job in encoding:
+                job.result()  # raises the previous clip's encode error, if any
+            encoding = []
+            if queued < len(makers):
+                rendering.append(renderer.submit(real_and_fake, queued))
+                queued += 1
             group = f"{clip.identity}-c{clip.index}"
             split = _split(clip.index, clips_per_identity)
-            rng = np.random.default_rng([seed, c, 2])
-            # Swaps and re-syntheses alternate, shifted per identity so val and test get both.
-            swap = (clip.index + identities.index(clip.identity)) % 2 == 0
-            donors = [photo for photo in photos if photo.identity != clip.identity]
-            donor = donors[clip.index % len(donors)] if swap else None
-            fake_name = f"{group}-swap-{donor.identity}" if donor else f"{group}-resynth"
-            fake = _fake_frames(clip, donor, rng)
-            for job in pending:
-                job.result()  # raises the previous clip's encode error, if any
-            pending = []
             for label, name, frames in (("real", group, clip.noisy), ("fake", fake_name, fake)):
                 path = os.path.join(root, label, f"{name}.mp4")
-                pending.append(encoder.submit(_encode, frames, path, clip.fps, gop))
+                encoding.append(encoder.submit(_encode, frames, path, clip.fps, gop))
                 videos.append(DemoVideo(path, label, split, group, math.ceil(len(frames) / gop)))
-        for job in pending:
+        for job in encoding:
             job.result()
     _write_manifest(root, videos)
     return videos
@@ -222,39 +234,36 @@ def _load_photo(identity: str, path: str, detector: FaceDetector) -> _Photo:
     return _Photo(identity, Image.fromarray(backdrop), (*centre, float(side)))
 
 
-def _photo_clips(
-    photo: _Photo, p: int, seed: int, n_clips: int, seconds: float, size: int
-) -> Iterator[_Clip]:
-    """Camera clips of one photo: a pan, zoom and roll path and sensor noise per clip."""
+def _photo_clip(photo: _Photo, p: int, k: int, seed: int, seconds: float, size: int) -> _Clip:
+    """Camera clip `k` of photo `p`: its own pan, zoom and roll path and sensor noise."""
     width, height = size // 2 * 2, size * 3 // 4 // 2 * 2
     n = max(1, round(seconds * PHOTO_FPS))
     t = np.linspace(0.0, 1.0, n)
-    for k in range(n_clips):
-        motion = np.random.default_rng([seed, p, k, 0])
-        noise = np.random.default_rng([seed, p, k, 1])
-        # The face centre in the frame: near a third, left or right, so the background
-        # square fits on the other side.
-        anchor = np.array([width * (0.3 if motion.random() < 0.5 else 0.7), height * 0.45])
-        pan = motion.uniform(-0.03, 0.03, (2, 2)) * width  # start and end offset, frame px
-        shake = motion.uniform(0.5, 1.5) * width * 0.004  # hand-held jitter amplitude
-        phase = motion.uniform(0, 2 * math.pi, 2)
-        zoom = 1 + motion.uniform(-0.05, 0.05) * t
-        roll = np.deg2rad(motion.uniform(-2, 2, 2))
-        gain, read = noise.uniform(0.4, 0.8), noise.uniform(2.0, 4.0)
-        columns = noise.normal(0.0, COLUMN_FPN_SIGMA, (1, width, 1)).astype(np.float32)
-        clean, noisy, boxes = [], [], []
-        for i in range(n):
-            offset = pan[0] + (pan[1] - pan[0]) * t[i]
-            offset = offset + shake * np.sin(2 * math.pi * 1.3 * t[i] * seconds + phase)
-            centre = anchor + offset
-            scale = FACE_FRACTION * width / photo.face[2] * zoom[i]
-            angle = roll[0] + (roll[1] - roll[0]) * t[i]
-            frame = _warp(photo.image, photo.face[:2], centre, scale, angle, (width, height))
-            clean.append(frame)
-            noisy.append(_sensor_noise(frame, gain, read, columns, noise))
-            side = photo.face[2] * scale
-            boxes.append((centre[0], centre[1], side, side))
-        yield _Clip(photo.identity, k, clean, noisy, boxes, str(PHOTO_FPS))
+    motion = np.random.default_rng([seed, p, k, 0])
+    noise = np.random.default_rng([seed, p, k, 1])
+    # The face centre in the frame: near a third, left or right, so the background
+    # square fits on the other side.
+    anchor = np.array([width * (0.3 if motion.random() < 0.5 else 0.7), height * 0.45])
+    pan = motion.uniform(-0.03, 0.03, (2, 2)) * width  # start and end offset, frame px
+    shake = motion.uniform(0.5, 1.5) * width * 0.004  # hand-held jitter amplitude
+    phase = motion.uniform(0, 2 * math.pi, 2)
+    zoom = 1 + motion.uniform(-0.05, 0.05) * t
+    roll = np.deg2rad(motion.uniform(-2, 2, 2))
+    gain, read = noise.uniform(0.4, 0.8), noise.uniform(2.0, 4.0)
+    columns = noise.normal(0.0, COLUMN_FPN_SIGMA, (1, width, 1)).astype(np.float32)
+    clean, noisy, boxes = [], [], []
+    for i in range(n):
+        offset = pan[0] + (pan[1] - pan[0]) * t[i]
+        offset = offset + shake * np.sin(2 * math.pi * 1.3 * t[i] * seconds + phase)
+        centre = anchor + offset
+        scale = FACE_FRACTION * width / photo.face[2] * zoom[i]
+        angle = roll[0] + (roll[1] - roll[0]) * t[i]
+        frame = _warp(photo.image, photo.face[:2], centre, scale, angle, (width, height))
+        clean.append(frame)
+        noisy.append(_sensor_noise(frame, gain, read, columns, noise))
+        side = photo.face[2] * scale
+        boxes.append((centre[0], centre[1], side, side))
+    return _Clip(photo.identity, k, clean, noisy, boxes, str(PHOTO_FPS))
 
 
 def _warp(
@@ -282,17 +291,28 @@ def _sensor_noise(
     """Shot noise (variance proportional to the signal), Gaussian read noise, the clip's
     fixed column pattern and this frame's row noise (a CMOS sensor reads out row by row)."""
     height = frame.shape[0]
-    sigma = np.sqrt(gain * frame + read**2)
+    # frame + sigma * z + columns + rows, computed in one buffer: the same operations in the
+    # same order (so the same bytes), without a full-frame temporary per step
+    noisy = gain * frame
+    noisy += read**2
+    np.sqrt(noisy, out=noisy)
     rows = rng.normal(0.0, ROW_NOISE_SIGMA, (height, 1, 1)).astype(np.float32)
-    return _to_uint8(frame + sigma * rng.standard_normal(frame.shape, dtype=np.float32) + columns + rows)
+    noisy *= rng.standard_normal(frame.shape, dtype=np.float32)
+    noisy += frame
+    noisy += columns
+    noisy += rows
+    return _to_uint8(noisy)
 
 
 def _to_uint8(frame: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
 
 
-def _talking_head_clips(path: str, detector: FaceDetector, n_clips: int, seconds: float) -> Iterator[_Clip]:
-    """Consecutive clips of the carphone video at its own size and rate, with face boxes.
+def _talking_head_clips(
+    path: str, detector: FaceDetector, n_clips: int, seconds: float
+) -> list[Callable[[], _Clip]]:
+    """Consecutive clips of the carphone video at its own size and rate, with face boxes,
+    each made when called (the video is decoded and its faces found here, once).
 
     Its frames are already real camera frames, so clean and noisy are the same; a frame
     where the face is missed reuses the nearest earlier box (or the first found)."""
@@ -314,11 +334,13 @@ def _talking_head_clips(path: str, detector: FaceDetector, n_clips: int, seconds
     for d in detections:
         last = d or last
         boxes.append(((last.left + last.right) / 2, (last.top + last.bottom) / 2, last.width, last.height))
-    for k in range(n_clips):
-        span = slice(k * per_clip, (k + 1) * per_clip)
-        noisy = list(frames[span])
-        clean = [f.astype(np.float32) for f in noisy]
-        yield _Clip(TALKING_HEAD[0], k, clean, noisy, boxes[span], TALKING_HEAD_FPS)
+    spans = [slice(k * per_clip, (k + 1) * per_clip) for k in range(n_clips)]
+    return [functools.partial(_talking_head_clip, k, frames[span], boxes[span]) for k, span in enumerate(spans)]
+
+
+def _talking_head_clip(k: int, frames: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> _Clip:
+    noisy = list(frames)
+    return _Clip(TALKING_HEAD[0], k, [f.astype(np.float32) for f in noisy], noisy, boxes, TALKING_HEAD_FPS)
 
 
 def _fake_frames(clip: _Clip, donor: _Photo | None, rng: np.random.Generator) -> list[np.ndarray]:
@@ -333,10 +355,15 @@ def _fake_frames(clip: _Clip, donor: _Photo | None, rng: np.random.Generator) ->
     for clean, noisy, box in zip(clip.clean, clip.noisy, clip.boxes):
         height, width = noisy.shape[:2]
         face = clean if donor is None else _donor_face(donor, box, clean)
-        face = _render(face, min(1.0, working_side / max(box[2:])), blur) * gain + offset
-        face = face + face_sigma * rng.standard_normal(face.shape, dtype=np.float32)
-        mask = face_mask(box, width, height)[..., None]
-        fakes.append(_to_uint8(mask * face + (1 - mask) * noisy))
+        face = _render(face, min(1.0, working_side / max(box[2:])), blur)
+        grain = rng.standard_normal(face.shape, dtype=np.float32)  # drawn for the whole frame: the same draws as ever
+        # Outside the ellipse the mask is 0 and the fake is the real frame: blend its window only.
+        window = _mask_window(box, width, height)
+        mask = _mask(box, window)[..., None]
+        inside = face[window] * gain + offset + face_sigma * grain[window]
+        fake = noisy.copy()
+        fake[window] = _to_uint8(mask * inside + (1 - mask) * noisy[window])
+        fakes.append(fake)
     return fakes
 
 
@@ -368,11 +395,26 @@ def face_mask(box: tuple[float, float, float, float], width: int, height: int) -
     face, falling smoothly to 0 at the ellipse's edge, 0 beyond it (HxW float32).
 
     dlib's box runs from the brows to the chin, so the ellipse sits a little low and tall."""
+    return _mask(box, (slice(0, height), slice(0, width)))
+
+
+def _mask(box: tuple[float, float, float, float], window: tuple[slice, slice]) -> np.ndarray:
+    """`face_mask` over the frame pixels `window` (rows, columns) only: the same values."""
     cx, cy, w, h = box
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    y, x = np.mgrid[window].astype(np.float32)
     r = np.hypot((x + 0.5 - cx) / (0.62 * w), (y + 0.5 - cy - 0.05 * h) / (0.75 * h))
     ramp = np.clip((1.0 - r) / 0.3, 0.0, 1.0)
     return ramp * ramp * (3 - 2 * ramp)
+
+
+def _mask_window(box: tuple[float, float, float, float], width: int, height: int) -> tuple[slice, slice]:
+    """The frame pixels (rows, columns) that hold `face_mask`'s ellipse, with a pixel to
+    spare on each side: the mask is 0 everywhere else."""
+    cx, cy, w, h = box
+    half_w, half_h, mid_y = 0.62 * w, 0.75 * h, cy + 0.05 * h
+    x0, x1 = max(math.floor(cx - half_w) - 1, 0), min(math.ceil(cx + half_w) + 1, width)
+    y0, y1 = max(math.floor(mid_y - half_h) - 1, 0), min(math.ceil(mid_y + half_h) + 1, height)
+    return slice(y0, y1), slice(x0, x1)
 
 
 def _encode(frames: list[np.ndarray], path: str, fps: str, gop: int) -> None:

@@ -17,7 +17,7 @@ from apache_beam.portability import common_urns
 from apache_beam.portability.api import beam_runner_api_pb2
 
 from pipeline.options import BuildShardsOptions
-from pipeline.run import build_pipeline
+from pipeline.graph import build_pipeline
 
 
 @dataclass(frozen=True)

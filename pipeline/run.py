@@ -16,25 +16,21 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from importlib import metadata
 
-import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline.fetch import within
-from pipeline.inputs import InputError, VideoRecord, list_videos
-from pipeline.logs import HARNESS_LEVEL_OPTION, configure_logs, harness_log_level, quiet_out_of_space
+from pipeline.dryrun import plan
+from pipeline.graph import LOCAL_RUNNERS, build_pipeline
+from pipeline.logs import configure_logs, quiet_out_of_space
 from pipeline.options import BuildShardsOptions
 from pipeline.progress import BuildProgress
-from pipeline.transforms import BuildShards, kept_summary, remove_temp_files
+from pipeline.transforms import kept_summary, remove_temp_files
 from shards.info import FAILURES_NAME, INFO_NAME
 from shards.lock import OutputBusy, output_lock
 from shards.space import OutOfSpace, find_out_of_space
 
-LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
 RERUN_BUILD = "run the same command again: it goes on from the videos done"
-VERSIONED = ("noisetrace", "apache-beam", "dlib-bin", "ffmpeg-python", "imageio-ffmpeg", "webdataset", "numpy", "pillow")
 
 
 @dataclass(frozen=True)
@@ -46,73 +42,6 @@ class BuildResult:
     @property
     def keyframes_per_s(self) -> float:
         return self.info.get("keyframes", 0) / self.seconds if self.seconds else 0.0
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for name in VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def _runner(options: PipelineOptions):
-    std = options.view_as(StandardOptions)
-    if std.runner in LOCAL_RUNNERS:
-        from apache_beam.portability.api import beam_provision_api_pb2
-        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-        from apache_beam.runners.portability.fn_api_runner.fn_runner import ExtendedProvisionInfo
-        from apache_beam.runners.portability.portable_runner import JobServiceHandle
-
-        direct = options.view_as(DirectOptions)
-        given = options.get_all_options(drop_default=True)
-        if "direct_running_mode" not in given:  # Beam's default, in_memory, uses one core only
-            direct.direct_running_mode = "multi_threading"
-            if "direct_num_workers" not in given:
-                direct.direct_num_workers = 0  # 0 = one worker per core
-        # A bare FnApiRunner gives worker processes (multi_processing) no pipeline options,
-        # so they would not import `--beam_plugins` (filesystems for other schemes) nor configure
-        # FileSystems from the options (e.g. S3 credentials): hand them over as the
-        # portable runners do. Their log level travels the same way (`pipeline.logs`).
-        handed = options.get_all_options(drop_default=True)
-        handed.setdefault(HARNESS_LEVEL_OPTION, harness_log_level(options.view_as(BuildShardsOptions).verbose))
-        encoded = JobServiceHandle.encode_pipeline_options(handed)
-        provision = beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
-        return FnApiRunner(provision_info=ExtendedProvisionInfo(provision))
-    return std.runner
-
-
-def list_inputs(input_spec: str, timeout_s: float) -> list[VideoRecord]:
-    """`list_videos` under `--list-timeout`: a listing or a manifest read that stalls (a hung
-    mount, a bucket that stops answering) stops the build with an error naming the input,
-    instead of hanging before any video is looked at. The worker-side steps have their own
-    per-video limit (`pipeline.fetch`)."""
-    try:
-        return within(timeout_s, lambda: list_videos(input_spec), f"listing {input_spec}")
-    except TimeoutError as e:
-        raise InputError(f"{e}: is a mount or bucket stalled? Check the path, or give --list-timeout more seconds") from e
-
-
-def build_pipeline(options: PipelineOptions) -> tuple[beam.Pipeline, int]:
-    """The whole build as a pipeline for `options`' runner, not yet run; and the number
-    of input videos (listed here, on the driver: their records are the pipeline's input)."""
-    build = options.view_as(BuildShardsOptions)
-    extract = build.extract_options()
-    records = list_inputs(build.input, build.list_timeout)
-    extra = {
-        "input": build.input,
-        "label_convention": {"real": 0, "fake": 1},
-        "size": extract.size,
-        "options": {"shard_size": build.shard_size, "min_shards": build.min_shards},
-        "versions": _versions(),
-    }
-    pipeline = beam.Pipeline(runner=_runner(options), options=options)
-    _ = pipeline | "Videos" >> beam.Create(records) | "Build" >> BuildShards(
-        build.output, extract, build.shard_size, build.min_shards, extra
-    )
-    return pipeline, len(records)
 
 
 def run(argv: list[str]) -> BuildResult:
@@ -159,8 +88,6 @@ def main(argv: list[str] | None = None) -> None:
     build = PipelineOptions(argv).view_as(BuildShardsOptions)
     configure_logs(build.verbose)
     if build.dry_run:
-        from pipeline.dryrun import plan  # dryrun builds on this module
-
         print(plan(argv).summary())
         return
     try:

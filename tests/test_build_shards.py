@@ -15,7 +15,8 @@ from pipeline.cli import build_shards
 from pipeline.geometry import extra_background_squares, overlaps
 from pipeline.keyframes import read_keyframes
 from pipeline.pairs import crop_square
-from pipeline.run import _runner, run
+from pipeline.graph import _runner
+from pipeline.run import run
 from shards.checked import checked_pairs
 from shards.info import split_lengths, split_urls
 from shards.reader import iter_pairs, sample_meta, shard_members
