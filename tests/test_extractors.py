@@ -188,3 +188,16 @@ def test_in_memory_epochs_keep_what_the_streaming_loader_keeps(shards):
     two = [pairs.epoch_indices(seed=1, epoch=2, rank=r, world=2, batch_size=4, reals_only=True, balance=True, group_counts=None)[0]
            for r in (0, 1)]
     assert len(two[0]) == len(two[1]) and not set(two[0]) & set(two[1])  # ranks deal disjoint pairs
+
+
+def test_dncnn_weights_keep_their_size_under_another_presets_head(shards, tmp_path):
+    """--init-denoiser sizes the dncnn extractor (CDnCNN-B under a small head); --preset the head."""
+    from training.noise_nets import DnCNN
+    from training.weights import save_denoiser
+
+    den = str(tmp_path / "den.pt")
+    save_denoiser(den, DnCNN(4, 16), {})
+    run_training(TrainConfig(shards=shards, output=str(tmp_path / "run"), preset="small", epochs=1, batch_size=16, workers=0,
+                             input_size=SIZE, device="cpu", init_denoiser=den, freeze_denoiser=True))
+    model = torch.load(str(tmp_path / "run" / "last.pt"), weights_only=True)["config"]["model"]
+    assert (model["depth"], model["features"], model["head_channels"]) == (4, 16, [16, 32, 64])
