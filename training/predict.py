@@ -19,13 +19,9 @@ def pair_inputs(model: nn.Module, faces: torch.Tensor, backgrounds: torch.Tensor
     """(args, kwargs) of `model` for uint8 (B,3,H,W) squares (extras (B,K,3,H,W) with a
     (B,K) mask, read only by a model that `reads_extra_backgrounds`): images on `device`,
     or, given the frozen extractor's `cache`, its residuals and `residuals=True`."""
-    frame = getattr(model, "reads_extra_backgrounds", False)
-    if frame and extra is None:
-        extra = faces.new_zeros((faces.shape[0], 0, *faces.shape[1:]))
-        extra_mask = torch.zeros((faces.shape[0], 0), dtype=torch.bool)
     prepare = cache or (lambda images: place_images(images, device))
     args = [prepare(faces), prepare(backgrounds)]
-    if frame:
+    if getattr(model, "reads_extra_backgrounds", False) and extra is not None:  # without extras the model uses none
         b, k = extra.shape[:2]
         squares = prepare(extra.flatten(0, 1)) if k else args[1].new_zeros((0, *args[1].shape[1:]))
         args += [squares.view(b, k, *squares.shape[1:]), extra_mask.to(device)]

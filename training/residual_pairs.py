@@ -53,7 +53,8 @@ class ResidualPairs:
         k_max = 0
         for batch in eval_loader(list(lengths), batch_size=128, lengths=lengths, on_bad_shard=on_bad_shard):
             offset = sum(len(c) for c in parts["cls"])
-            parts["face"].append(cache(batch["face"]).half())
+            digests = [square_digest(face) for face in batch["face"]]  # once: the cache and the blend bank both key by them
+            parts["face"].append(cache.get(digests, lambda picked: batch["face"][picked]).half())
             parts["background"].append(cache(batch["background"]).half())
             extra, mask = batch["extra_background"], batch["extra_mask"]
             b, k = extra.shape[:2]
@@ -63,7 +64,7 @@ class ResidualPairs:
             k_max = max(k_max, k)
             parts["cls"].append(batch["cls"].numpy())
             parts["group"] += [m["group"] for m in batch["meta"]]
-            parts["digest"] += [square_digest(face) for face in batch["face"]]
+            parts["digest"] += digests
             real_faces.update({offset + i: face for i, face in enumerate(batch["face"]) if int(batch["cls"][i]) == CLS_REAL})
         face = torch.cat(parts["face"])
         pad = [torch.cat([e, e.new_zeros((e.shape[0], k_max - e.shape[1], *e.shape[2:]))], 1) for e in parts["extra"]]
