@@ -1,6 +1,6 @@
 """How long the demo's first stage, making its videos, takes; and one digest of all their bytes.
 
-    python bench/bench_demo_videos.py [--clips 8] [--seconds 4] [--gop 6] [--seed 0]
+    python bench/bench_demo_videos.py [--clips 8] [--seconds 2] [--gop 3] [--seed 0]
 
 The defaults are `noisetrace demo`'s set (64 videos); `--clips 3 --seconds 1 --gop 12` is
 the tests' `demo_set`. Prints wall seconds, CPU seconds (this process and its FFmpeg
@@ -27,8 +27,8 @@ def _cpu_seconds() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", type=int, default=8, help="clips per identity")
-    parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--gop", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--gop", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
