@@ -26,7 +26,7 @@ setup(
         "training": TRAINING,
         "demo": DEMO,
         "all": PIPELINE + TRAINING + DEMO,
-        "test": ["pytest>=7", "hypothesis>=6", "apache-beam[gcp]==2.77.0", "datasets>=5.2"],
+        "test": ["pytest>=7", "pytest-xdist>=3.2", "hypothesis>=6", "apache-beam[gcp]==2.77.0", "datasets>=5.2"],
     },
     entry_points={
         "console_scripts": [

@@ -5,6 +5,11 @@ from dataclasses import replace
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n N runs N workers side by side: PyTorch's threads in each (and in the CLIs
+    # they start) would wait on each other actively for the same cores, so one each.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # The small demo set every test that needs encoded face videos starts from: 4 identities x 3
 # clips of 1 s, real and fake, an I-frame every DEMO_GOP frames (ffmpeg + dlib, ~12 s to make).
 DEMO_CLIPS = 3

@@ -8,8 +8,9 @@ from noisetrace.demo import run_demo
 
 
 def test_demo_learns_and_writes_everything(tmp_path):
-    # The demo's own size is already small (~3 min on 2 idle cores); smaller sets (fewer or
-    # shorter clips, fewer epochs) do not train reliably, so the test runs it as the README does.
+    # The demo's own size is already small (under 2 min on 2 idle cores); smaller sets (fewer
+    # I-frames, fewer epochs or steps) left seeds at chance (docs/benchmarks.md), so the test
+    # runs it as the README does.
     out = tmp_path / "demo"
     summary = run_demo(str(out))
     for key in ("checkpoint", "metrics", "roc", "noise_traces"):
