@@ -16,6 +16,7 @@ import resource
 import tempfile
 import time
 
+from noisetrace.demo import CLIP_SECONDS, CLIPS_PER_IDENTITY, GOP
 from noisetrace.demo_media import build_demo_videos
 
 
@@ -26,9 +27,9 @@ def _cpu_seconds() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clips", type=int, default=8, help="clips per identity")
-    parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--gop", type=int, default=3)
+    parser.add_argument("--clips", type=int, default=CLIPS_PER_IDENTITY, help="clips per identity")
+    parser.add_argument("--seconds", type=float, default=CLIP_SECONDS)
+    parser.add_argument("--gop", type=int, default=GOP)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
