@@ -34,7 +34,8 @@ def place_square(cx: float, cy: float, side: int, frame_w: int, frame_h: int) ->
 
 
 def fit_squares(
-    left: int, top: int, right: int, bottom: int, frame_w: int, frame_h: int, scale: float, min_scale: float
+    left: int, top: int, right: int, bottom: int, frame_w: int, frame_h: int, scale: float, min_scale: float,
+    patch: int | None = None,
 ) -> tuple[Square, Square] | None:
     """Face and background squares, shrinking the face square's margin if need be.
 
@@ -43,6 +44,9 @@ def fit_squares(
     the face square, still centred on the face, shrinks one pixel at a time down to
     `min_scale` x the box until a same-size background fits; both squares keep one size,
     so both are resized by the same factor and their noise stays comparable.
+    With `patch` (a side in pixels) the background is instead the furthest `patch`-size
+    square clear of the face square (`background_patch`): native crops (`--resize-filter
+    none`) compare `patch`-size pixels only, so a background needs no more room than that.
     None when even `min_scale` leaves no room.
     """
     cx, cy = (left + right) / 2, (top + bottom) / 2
@@ -51,7 +55,7 @@ def fit_squares(
     smallest = max(min(round(box * min_scale), largest), 1)
     for side in range(largest, smallest - 1, -1):
         face = place_square(cx, cy, side, frame_w, frame_h)
-        background = background_square(face, frame_w, frame_h)
+        background = background_patch(face, side if patch is None else patch, frame_w, frame_h)
         if background is not None:
             return face, background
     return None
@@ -65,25 +69,33 @@ def overlaps(a: Square, b: Square) -> bool:
 
 def background_square(face: Square, frame_w: int, frame_h: int) -> Square | None:
     """The square of the face's size, inside the frame and not overlapping the face, whose
-    centre is furthest (Euclidean) from the face's centre; None when no such square exists.
+    centre is furthest (Euclidean) from the face's centre; None when no such square exists."""
+    return background_patch(face, face[2], frame_w, frame_h)
 
-    Same-size squares have centres the same offset from their corners, so the distance of
-    centres is the distance of corners. The allowed corners form up to four rectangles
-    (left of, right of, above and below the face); the furthest point of a rectangle from
-    any point is one of its corners, so checking those corners is exact. Ties go to the
-    first candidate in a fixed order, for reproducible crops.
+
+def background_patch(face: Square, side: int, frame_w: int, frame_h: int) -> Square | None:
+    """The square of `side`, inside the frame and not overlapping the face, whose centre is
+    furthest (Euclidean) from the face's centre; None when no such square exists.
+
+    The allowed corners form up to four rectangles (left of, right of, above and below the
+    face); a square's centre is its corner plus side / 2, so the furthest centre of a
+    rectangle of corners is at one of the rectangle's corners, and checking those is
+    exact. Ties go to the first candidate in a fixed order, for reproducible crops.
     """
     fx, fy, s = face
-    max_x, max_y = frame_w - s, frame_h - s
+    max_x, max_y = frame_w - side, frame_h - side
     if max_x < 0 or max_y < 0:
         return None
+    # Centre minus the face's centre = corner + shift - face corner; 0.0 for a square of the
+    # face's size, so those distances are the corners' own, bit for bit.
+    shift = (side - s) / 2
     regions = []  # (x0, x1, y0, y1) inclusive ranges of allowed corners
-    if fx - s >= 0:
-        regions.append((0, fx - s, 0, max_y))  # left
+    if fx - side >= 0:
+        regions.append((0, fx - side, 0, max_y))  # left
     if fx + s <= max_x:
         regions.append((fx + s, max_x, 0, max_y))  # right
-    if fy - s >= 0:
-        regions.append((0, max_x, 0, fy - s))  # above
+    if fy - side >= 0:
+        regions.append((0, max_x, 0, fy - side))  # above
     if fy + s <= max_y:
         regions.append((0, max_x, fy + s, max_y))  # below
     best: Square | None = None
@@ -91,9 +103,9 @@ def background_square(face: Square, frame_w: int, frame_h: int) -> Square | None
     for x0, x1, y0, y1 in regions:
         for x in (x0, x1):
             for y in (y0, y1):
-                d = math.hypot(x - fx, y - fy)
+                d = math.hypot(x - fx + shift, y - fy + shift)
                 if d > best_d:
-                    best, best_d = (x, y, s), d
+                    best, best_d = (x, y, side), d
     return best
 
 
@@ -142,3 +154,28 @@ def _distance2(xs: np.ndarray, ys: np.ndarray, square: Square) -> np.ndarray:
     """Squared distances of the corners (xs, ys) to the square's (= of the centres, for
     squares of one size)."""
     return (xs - square[0]) ** 2 + (ys - square[1]) ** 2
+
+
+def native_patches(square: Square, size: int, n: int) -> list[Square]:
+    """Up to `n` non-overlapping `size`-side patches of `square`, in frame pixels: the
+    windows `--resize-filter none` crops at native resolution.
+
+    Patch 0 is the square's central patch (corner at (side - size) // 2 inside it), the one
+    crop a build without `--windows` takes; the others lie on the grid of `size` steps
+    through it, as many as fit inside the square, ordered by the distance of their centre
+    from the square's centre (nearest first; ties in reading order: by y, then x), so the
+    first windows hold the most face. The grid keeps every patch whole and apart, so no
+    pixel is seen twice. A square no larger than `size` is its own one patch (cropping it
+    enlarges it, as without windows).
+    """
+    if n < 1:
+        raise ValueError(f"the number of windows must be 1 or more, got {n}")
+    x, y, side = square
+    if side <= size:
+        return [square]
+    c = (side - size) // 2
+    steps = range(-(c // size), (side - size - c) // size + 1)
+    # twice the offset of a patch's centre from the square's centre, an integer
+    twice = {k: 2 * (c + k * size) - (side - size) for k in steps}
+    grid = sorted(((ky, kx) for ky in steps for kx in steps), key=lambda k: (twice[k[0]] ** 2 + twice[k[1]] ** 2, k))
+    return [(x + c + kx * size, y + c + ky * size, size) for ky, kx in grid[:n]]

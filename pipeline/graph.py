@@ -14,6 +14,7 @@ from pipeline.fetch import within
 from pipeline.inputs import InputError, VideoRecord, list_videos
 from pipeline.logs import HARNESS_LEVEL_OPTION, harness_log_level
 from pipeline.options import BuildShardsOptions
+from pipeline.splits import GROUP
 from pipeline.transforms import BuildShards
 
 LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
@@ -56,13 +57,13 @@ def _runner(options: PipelineOptions):
     return std.runner
 
 
-def list_inputs(input_spec: str, timeout_s: float) -> list[VideoRecord]:
+def list_inputs(input_spec: str, timeout_s: float, split_by: str = GROUP) -> list[VideoRecord]:
     """`list_videos` under `--list-timeout`: a listing or a manifest read that stalls (a hung
     mount, a bucket that stops answering) stops the build with an error naming the input,
     instead of hanging before any video is looked at. The worker-side steps have their own
     per-video limit (`pipeline.fetch`)."""
     try:
-        return within(timeout_s, lambda: list_videos(input_spec), f"listing {input_spec}")
+        return within(timeout_s, lambda: list_videos(input_spec, split_by=split_by), f"listing {input_spec}")
     except TimeoutError as e:
         raise InputError(f"{e}: is a mount or bucket stalled? Check the path, or give --list-timeout more seconds") from e
 
@@ -72,16 +73,18 @@ def build_pipeline(options: PipelineOptions) -> tuple[beam.Pipeline, int]:
     of input videos (listed here, on the driver: their records are the pipeline's input)."""
     build = options.view_as(BuildShardsOptions)
     extract = build.extract_options()
-    records = list_inputs(build.input, build.list_timeout)
+    records = list_inputs(build.input, build.list_timeout, build.split_by)
+    # --split-by recorded only when not the default, so a default build's index stays as it was
+    split_by = {"split_by": build.split_by} if build.split_by != GROUP else {}
     extra = {
         "input": build.input,
         "label_convention": {"real": 0, "fake": 1},
         "size": extract.size,
-        "options": {"shard_size": build.shard_size, "min_shards": build.min_shards},
+        "options": {"shard_size": build.shard_size, "min_shards": build.min_shards, **split_by},
         "versions": _versions(),
     }
     pipeline = beam.Pipeline(runner=_runner(options), options=options)
     _ = pipeline | "Videos" >> beam.Create(records) | "Build" >> BuildShards(
-        build.output, extract, build.shard_size, build.min_shards, extra
+        build.output, extract, build.shard_size, build.min_shards, extra, build.split_by
     )
     return pipeline, len(records)

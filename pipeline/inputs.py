@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.fetch import NotAFile, require_regular
-from pipeline.splits import assign_groups
+from pipeline.splits import GROUP, PAIR, VIDEO, assign_groups
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
 CELEBDF_REAL = frozenset({"Celeb-real", "YouTube-real"})
@@ -34,7 +34,8 @@ _GLOB_CHARS = set("*?[")
 
 
 class InputError(ValueError):
-    """The `--input` itself is unusable (no such path, malformed manifest): stop the run."""
+    """The `--input` itself (no such path, malformed manifest), or a combination of options,
+    is unusable: stop the run."""
 
 
 @dataclass(frozen=True)
@@ -211,8 +212,8 @@ def _records_from_manifest(manifest: str, labelled: bool = True) -> list[VideoRe
     return records
 
 
-def list_videos(input_spec: str, labelled: bool = True) -> list[VideoRecord]:
-    """Every video named by `--input`, labelled and split, in a deterministic order.
+def list_videos(input_spec: str, labelled: bool = True, split_by: str = GROUP) -> list[VideoRecord]:
+    """Every video named by `--input`, labelled and split (`assign_splits`), in a deterministic order.
 
     `labelled=False` lists the videos to judge (`detect --input`): a manifest needs only
     a `path` column and keeps its own row order, and nothing is split; a video's label and
@@ -236,13 +237,20 @@ def list_videos(input_spec: str, labelled: bool = True) -> list[VideoRecord]:
         raise InputError(f"no video files (by extension) in {input_spec}")
     if not labelled:
         return records
-    return assign_splits(sorted(records, key=lambda r: r.video))
+    return assign_splits(sorted(records, key=lambda r: r.video), split_by)
 
 
-def assign_splits(records: list[VideoRecord]) -> list[VideoRecord]:
+def assign_splits(records: list[VideoRecord], split_by: str = GROUP) -> list[VideoRecord]:
     """Fill in `split` where no official list gave one: 8:1:1 by group, or 8:1 train/val
-    for a dataset whose official lists name only its test videos (Celeb-DF)."""
+    for a dataset whose official lists name only its test videos (Celeb-DF).
+
+    `split_by` VIDEO cuts 8:1:1 by video instead, and PAIR leaves `split` empty, for each
+    pair's key to decide (`pipeline.splits.hashed_split`); both override official lists
+    and a manifest's `split` column, which split by group or identity: what they drop."""
     usable = [r for r in records if r.reason is None]
+    if split_by in (VIDEO, PAIR):
+        by_video = assign_groups(r.video for r in usable) if split_by == VIDEO else {}
+        return [replace(r, split=by_video.get(r.video)) if r.reason is None else r for r in records]
     officially_tested = {r.dataset for r in usable if r.split == "test"}
     pending: dict[bool, list[str]] = {True: [], False: []}
     for r in usable:

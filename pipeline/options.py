@@ -11,7 +11,9 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipeline.inputs import InputError
 from pipeline.pairs import NO_RESIZE, RESIZE_FILTERS, ExtractOptions
+from pipeline.splits import GROUP, SPLIT_BY
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("--size", int, 64, "Side in pixels of the stored face and background squares."),
     Option("--face-scale", float, 1.3, "Face square side = max(box w, h) x this, as FaceForensics++ crops."),
     Option("--min-face-scale", float, 1.0, "When no same-size background square fits at --face-scale, shrink the face square's margin down to this scale before giving up (set it to --face-scale to never shrink)."),
-    Option("--resize-filter", str, "area", f"Filter for resizing both squares to --size; '{NO_RESIZE}': keep the central --size patch of each square at native resolution (no resampling).", (*RESIZE_FILTERS, NO_RESIZE)),
+    Option("--resize-filter", str, "area", f"Filter for resizing both squares to --size; '{NO_RESIZE}': keep the central --size patch of each square at native "
+           "resolution (no resampling), and where no face-sized background square fits, take the furthest --size patch clear "
+           "of the face square (the json's background_kind: square or patch).", (*RESIZE_FILTERS, NO_RESIZE)),
     Option("--max-keyframes-per-video", int, 0, "Use at most this many keyframes per video (the first ones); 0 = all."),
     Option("--min-frames-per-video", int, 0, "If a video has fewer I-frames than this, add this many evenly spaced reference frames (exact, not re-encoded)."),
     Option("--backgrounds", int, 0, "Each pair also carries up to this many more background squares of the face square's size, "
            "spread over the frame away from the face and each other: <key>.background1.png ... and the json's "
            "extra_background_boxes (fewer when the frame has no room; background.png stays the furthest square).", min=0),
+    Option("--windows", int, 1, f"With --resize-filter {NO_RESIZE}: up to this many non-overlapping --size patches of each face "
+           "square, nearest its centre first (window 0 = the central patch), each a pair with the patch at the same "
+           "place in the background square: up to this many pairs per keyframe (docs/shards.md).", min=1),
+    Option("--split-by", str, GROUP, "How pairs are cut 8:1:1 into train/val/test: 'group' (a real video and the fakes made "
+           "from it, or an identity, stay in one split; official lists kept), 'video' (by a hash of each video: LEAKS, a "
+           "fake and its real source may straddle splits), 'pair' (by a hash of each pair, the paper's protocol: LEAKS, "
+           "frames of one video straddle splits). 'video' and 'pair' override official lists.", SPLIT_BY),
     Option("--upsample", int, 0, "dlib upsampling steps (finds smaller faces, ~4x slower each)."),
     Option("--detect-max-side", int, 640, "Detect faces on a copy downscaled to this longest side (0 = full size); retried at full size when nothing is found."),
     Option("--cnn-model", str, None, "dlib CNN face detector model file (mmod_human_face_detector.dat) instead of HOG."),
@@ -77,6 +88,14 @@ class BuildShardsOptions(PipelineOptions):
             parser.add_argument(opt.flag, **kwargs)
 
     def extract_options(self) -> ExtractOptions:
+        """The options of the pairs; a combination they refuse (--windows 2 with a resizing
+        filter) is an InputError, which `build-shards` shows as a usage error."""
+        try:
+            return self._extract_options()
+        except ValueError as e:
+            raise InputError(str(e)) from None
+
+    def _extract_options(self) -> ExtractOptions:
         return ExtractOptions(
             size=self.size,
             face_scale=self.face_scale,
@@ -90,4 +109,5 @@ class BuildShardsOptions(PipelineOptions):
             timeout_s=self.ffmpeg_timeout,
             max_pixels=self.max_frame_pixels,
             backgrounds=self.backgrounds,
+            windows=self.windows,
         )

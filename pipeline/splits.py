@@ -1,9 +1,14 @@
-"""Deterministic train/val/test assignment by group.
+"""Deterministic train/val/test assignment by group (or, on request, by video or pair).
 
 A group is the identity or original video a fake was made from, so a real video and the
 fakes made from it always share a split. Groups are ordered by a hash of their name and
 cut 8:1:1 (in groups), which is reproducible, needs no random state, and gives val and
 test at least one group each as soon as there are three groups.
+
+`build-shards --split-by video` cuts the videos so instead, and `--split-by pair` (the
+protocol of Wang & Chow's paper) draws each pair's split from a hash of its key. Both
+leak: a fake and its real source may land in different splits (video), frames of one
+video do (pair); they exist to reproduce results measured that way.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import hashlib
 from collections.abc import Iterable
 
 DEFAULT_RATIOS = (8, 1, 1)
+SPLIT_BY = GROUP, VIDEO, PAIR = ("group", "video", "pair")
 
 
 def _hash(group: str) -> str:
@@ -38,3 +44,15 @@ def assign_groups(
             result[g] = name
         start += count
     return result
+
+
+def hashed_split(name: str, names: tuple[str, ...] = ("train", "val", "test"), ratios: tuple[int, ...] = DEFAULT_RATIOS) -> str:
+    """One name's split by its hash alone, `ratios` in expectation: for the pairs of
+    `--split-by pair`, which are found on the workers, one video at a time, so there is
+    no list of them to cut."""
+    bucket = int(_hash(name), 16) % sum(ratios)
+    for split, ratio in zip(names, ratios):
+        if bucket < ratio:
+            return split
+        bucket -= ratio
+    raise AssertionError("unreachable: the buckets cover sum(ratios)")

@@ -20,7 +20,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -31,6 +31,7 @@ from pipeline.fetch import NotAFile, fetched
 from pipeline.inputs import VideoRecord
 from pipeline.keyframes import ffmpeg_exe
 from pipeline.pairs import ExtractOptions, Failure, frame_pairs, to_sample
+from pipeline.splits import GROUP, PAIR, hashed_split
 from shards.info import FAILURES_NAME, INFO_NAME, ShardRecord, build_info, dumps_info
 from shards.raw import RawSample, read_members
 from shards.schema import PairSample
@@ -101,9 +102,10 @@ class ExtractPairsDoFn(beam.DoFn):
     """VideoRecord -> VideoPairs (main; its pairs spilled under `output`), Failure
     (`failures`), per-video summary (`summary`)."""
 
-    def __init__(self, options: ExtractOptions, output: str) -> None:
+    def __init__(self, options: ExtractOptions, output: str, split_by: str = GROUP) -> None:
         self.options = options
         self.output = output
+        self.split_by = split_by
         self.detector = None
 
     def setup(self) -> None:
@@ -131,16 +133,24 @@ class ExtractPairsDoFn(beam.DoFn):
         if keys:
             Metrics.counter(NS, "faces").inc(len(keys))
             Metrics.counter(NS, "pairs").inc(len(keys))
-            yield VideoPairs(record.video, record.split, record.label, spill_path(self.output, record.video), keys)
+            by_split: dict[str, list[str]] = {}
+            for key in keys:
+                by_split.setdefault(self._split(record, key), []).append(key)
+            for split, split_keys in sorted(by_split.items()):
+                yield VideoPairs(record.video, split, record.label, spill_path(self.output, record.video), tuple(split_keys))
         Metrics.counter(NS, "keyframes").inc(keyframes)
         summary = {"video": record.video, "keyframes": keyframes, "pairs": len(keys)}
         note = {**summary, "keys": list(keys), "failures": [f.to_json() for f in failures], "made_by": self._made_by(record)}
         write_file(note_path(self.output, record.video), json.dumps(note).encode("utf-8"))  # last: the video is done
         yield beam.pvalue.TaggedOutput(SUMMARY, summary)
 
+    def _split(self, record: VideoRecord, key: str) -> str:
+        """A pair's split: its video's, or with `--split-by pair` its own, by its key."""
+        return hashed_split(key) if self.split_by == PAIR else record.split
+
     def _made_by(self, record: VideoRecord) -> str:
         """What a video's spill file depends on: its record and the extraction options."""
-        text = json.dumps({"record": asdict(record), "options": asdict(self.options)}, sort_keys=True, default=str)
+        text = json.dumps({"record": asdict(record), "options": self.options.recorded()}, sort_keys=True, default=str)
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
     def _done(self, record: VideoRecord) -> dict | None:
@@ -180,8 +190,11 @@ class ExtractPairsDoFn(beam.DoFn):
                             keyframes += 1
                         failures.append(item)
                         continue
-                    keyframes += 1
+                    if item.native is None or item.native.window == 0:  # a keyframe's windows count once
+                        keyframes += 1
                     sample = to_sample(item, meta)
+                    if self.split_by == PAIR:
+                        sample = replace(sample, meta={**sample.meta, "split": self._split(record, sample.key)})
                     # two frames estimated at the same index (VFR) give one key: keep the first
                     samples.setdefault(sample.key, sample)
         except OSError as e:  # TimeoutError is one: a stat, open or copy that never returned
@@ -289,10 +302,12 @@ def kept_summary(output: str, videos: int) -> str:
 class BuildShards(beam.PTransform):
     """VideoRecords -> shards, `_info.json` and `failures.jsonl` under `output`."""
 
-    def __init__(self, output: str, options: ExtractOptions, shard_size: int, min_shards: int, extra: dict) -> None:
+    def __init__(self, output: str, options: ExtractOptions, shard_size: int, min_shards: int, extra: dict,
+                 split_by: str = GROUP) -> None:
         super().__init__()
         self.output = output
         self.options = options
+        self.split_by = split_by
         self.shard_size = shard_size
         self.min_shards = min_shards
         self.extra = extra
@@ -301,7 +316,7 @@ class BuildShards(beam.PTransform):
         results = (
             records
             | "Spread" >> beam.Reshuffle()
-            | "Extract" >> beam.ParDo(ExtractPairsDoFn(self.options, self.output)).with_outputs(FAILURES, SUMMARY, main="pairs")
+            | "Extract" >> beam.ParDo(ExtractPairsDoFn(self.options, self.output, self.split_by)).with_outputs(FAILURES, SUMMARY, main="pairs")
         )
         shards = (
             results.pairs
@@ -311,7 +326,7 @@ class BuildShards(beam.PTransform):
             | "SpreadShards" >> beam.Reshuffle()
             | "Write" >> beam.ParDo(WriteShardDoFn(self.output))
         )
-        options = {**self.extra, "options": {**self.extra.get("options", {}), **asdict(self.options)}}
+        options = {**self.extra, "options": {**self.extra.get("options", {}), **self.options.recorded()}}
         tagged = [
             pcoll | f"Tag{kind.title()}" >> beam.Map(lambda item, kind: (kind, item), kind)
             for kind, pcoll in ((SHARD, shards), (FAILURES, results[FAILURES]), (SUMMARY, results[SUMMARY]))

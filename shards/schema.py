@@ -56,8 +56,10 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _SLUG_RE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-def make_key(video: str, frame_index: int) -> str:
-    """A readable, unique, dot-free, path-free key for one keyframe of one video.
+def make_key(video: str, frame_index: int, window: int = 0) -> str:
+    """A readable, unique, dot-free, path-free key for one keyframe of one video, and one
+    window of it (`build-shards --windows`; window 0 has no suffix, so its key is the one
+    a build without windows gives, and window k ends in `-wK`).
 
     WebDataset splits the key from the extension at the first dot, and a slash would make
     a sub-directory when a shard is unpacked, so the video path is reduced to a slug and a
@@ -66,7 +68,7 @@ def make_key(video: str, frame_index: int) -> str:
     stem = video.rsplit(".", 1)[0] if "." in video.rsplit("/", 1)[-1] else video
     slug = _SLUG_RE.sub("_", stem).strip("_")[-48:] or "video"
     digest = hashlib.sha1(video.encode("utf-8")).hexdigest()[:10]
-    return f"{slug}-{digest}-f{int(frame_index):07d}"
+    return f"{slug}-{digest}-f{int(frame_index):07d}" + (f"-w{int(window)}" if window else "")
 
 
 def check_key(key: str) -> str:

@@ -5,7 +5,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.geometry import background_square, extra_background_squares, face_square, fit_squares, overlaps
+from pipeline.geometry import (
+    background_patch, background_square, extra_background_squares, face_square, fit_squares, native_patches, overlaps,
+)
 
 
 def _brute_force(face, w, h):
@@ -95,6 +97,63 @@ def test_fit_squares_shrinks_only_as_much_as_needed(w, h, data):
     face, bg = got
     assert face[2] == bg[2] == fitting[0]  # the largest side that leaves room
     assert not overlaps(face, bg)
+
+
+def _brute_force_patch(face, side, w, h):
+    """The largest distance of a `side` square's centre, clear of the face, from the face's
+    centre, over every position in the frame; None when there is none."""
+    fx, fy, s = face
+    distances = [math.hypot(x + side / 2 - fx - s / 2, y + side / 2 - fy - s / 2)
+                 for x in range(w - side + 1) for y in range(h - side + 1) if not overlaps((x, y, side), face)]
+    return max(distances, default=None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(w=st.integers(1, 40), h=st.integers(1, 40), data=st.data())
+def test_background_patch_matches_brute_force(w, h, data):
+    """A patch of any side, smaller or larger than the face square (`--resize-filter none`)."""
+    s = data.draw(st.integers(1, min(w, h)))
+    face = (data.draw(st.integers(0, w - s)), data.draw(st.integers(0, h - s)), s)
+    side = data.draw(st.integers(1, 40))
+    got = background_patch(face, side, w, h)
+    want = _brute_force_patch(face, side, w, h)
+    assert (got is None) == (want is None)
+    if got is not None:
+        x, y, got_side = got
+        assert got_side == side and 0 <= x <= w - side and 0 <= y <= h - side and not overlaps(got, face)
+        assert math.isclose(math.hypot(x + side / 2 - face[0] - s / 2, y + side / 2 - face[1] - s / 2), want)
+
+
+def test_a_patch_fits_where_no_face_sized_square_does():
+    """A close-up: a 170 px frame, a 100 px face square in its middle, 35 px on each side."""
+    face = (35, 35, 100)
+    assert background_square(face, 170, 170) is None
+    assert background_patch(face, 32, 170, 170) is not None and background_patch(face, 36, 170, 170) is None
+    got = fit_squares(50, 50, 120, 120, 170, 170, 1.6, 1.0, patch=32)
+    assert got is not None and got[1][2] == 32 and not overlaps(*got)
+    fitting = [side for side in range(112, 69, -1)  # 1.6 x the 70 px box down to 1.0 x
+               if _brute_force_patch(face_square(50, 50, 120, 120, 170, 170, side / 70), 32, 170, 170) is not None]
+    assert got[0][2] == fitting[0] < 112  # the largest face square that leaves room for the patch
+    assert fit_squares(50, 50, 120, 120, 170, 170, 1.6, 1.0) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(side=st.integers(1, 200), size=st.integers(1, 64), n=st.integers(1, 30), x=st.integers(0, 50), y=st.integers(0, 50))
+def test_native_patches_tile_the_square_from_its_centre(side, size, n, x, y):
+    """Every patch on the grid through the central patch that fits the square, the slow
+    way, ordered by distance from the square's centre, then by y and x."""
+    got = native_patches((x, y, side), size, n)
+    if side <= size:
+        assert got == [(x, y, side)]
+        return
+    c = (side - size) // 2
+    offsets = [o for o in range(side - size + 1) if (o - c) % size == 0]
+    centre = x + side / 2, y + side / 2
+    grid = sorted(((x + ox, y + oy, size) for oy in offsets for ox in offsets),
+                  key=lambda p: ((p[0] + size / 2 - centre[0]) ** 2 + (p[1] + size / 2 - centre[1]) ** 2, p[1], p[0]))
+    assert got == grid[:n]
+    assert got[0] == (x + c, y + c, size)  # window 0: the central patch, the crop without windows
+    assert all(not overlaps(a, b) for i, a in enumerate(got) for b in got[i + 1:])
 
 
 def _brute_force_extras(face, background, w, h, k):
