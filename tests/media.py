@@ -4,7 +4,9 @@ from __future__ import annotations
 import subprocess
 
 import ffmpeg
+import numpy as np
 
+from noisetrace.demo_media import _encode
 from pipeline.keyframes import Keyframe, _command, _decode, ffmpeg_exe
 
 
@@ -20,6 +22,13 @@ def lavfi_video(path: str, *, size: str = "320x240", fps: int = 25, seconds: flo
         cmd = [ffmpeg_exe(), "-loglevel", "error", "-y", "-display_rotation", str(rotation), "-i", path, "-c", "copy", rotated]
         subprocess.run(cmd, check=True)
         subprocess.run(["mv", rotated, path], check=True)
+    return path
+
+
+def still_clip(path: str, image: np.ndarray, *, frames: int = 6, gop: int = 3) -> str:
+    """`frames` copies of one RGB image, encoded as the demo videos are (libx264, an I-frame
+    every `gop` frames): a clip whose every frame shows what the image does."""
+    _encode([image] * frames, path, "25", gop)
     return path
 
 
