@@ -13,6 +13,7 @@ video do (pair); they exist to reproduce results measured that way.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable
 
 DEFAULT_RATIOS = (8, 1, 1)
@@ -51,8 +52,4 @@ def hashed_split(name: str, names: tuple[str, ...] = ("train", "val", "test"), r
     `--split-by pair`, which are found on the workers, one video at a time, so there is
     no list of them to cut."""
     bucket = int(_hash(name), 16) % sum(ratios)
-    for split, ratio in zip(names, ratios):
-        if bucket < ratio:
-            return split
-        bucket -= ratio
-    raise AssertionError("unreachable: the buckets cover sum(ratios)")
+    return next(split for split, bound in zip(names, itertools.accumulate(ratios)) if bucket < bound)

@@ -105,7 +105,7 @@ def test_manifest(tmp_path):
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from pipeline.splits import assign_groups  # noqa: E402
+from pipeline.splits import assign_groups, hashed_split  # noqa: E402
 
 
 @settings(max_examples=200, deadline=None)
@@ -125,6 +125,16 @@ def test_split_assignment_is_deterministic_and_proportional(groups, extra):
     b = assign_groups(groups + extra)
     moved = sum(1 for g in a if a[g] != b[g])
     assert moved <= 2 * len(set(extra) - set(groups)) + 2
+
+
+def test_hashed_split_cuts_8_1_1_in_expectation_each_name_on_its_own():
+    """`--split-by pair`: a pair's split from its key alone, near 8:1:1 over many keys."""
+    keys = [f"clip-{i % 37:02d}-f{i:07d}" for i in range(6000)]
+    splits = [hashed_split(k) for k in keys]
+    shares = {s: splits.count(s) / len(keys) for s in ("train", "val", "test")}
+    assert abs(shares["train"] - 0.8) < 0.02 and abs(shares["val"] - 0.1) < 0.015 and abs(shares["test"] - 0.1) < 0.015
+    assert splits == [hashed_split(k) for k in keys]
+    assert {hashed_split(k, ("train", "val"), (8, 1)) for k in keys} == {"train", "val"}
 
 
 def test_ffpp_methods_dfd_and_generic_collections(tmp_path):
