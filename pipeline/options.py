@@ -52,7 +52,8 @@ OPTIONS: tuple[Option, ...] = (
            "extra_background_boxes (fewer when the frame has no room; background.png stays the furthest square).", min=0),
     Option("--windows", int, 1, f"With --resize-filter {NO_RESIZE}: up to this many non-overlapping --size patches of each face "
            "square, nearest its centre first (window 0 = the central patch), each a pair with the patch at the same "
-           "place in the background square: up to this many pairs per keyframe (docs/shards.md).", min=1),
+           "place in the background square (or the one background patch): up to this many pairs per keyframe "
+           "(docs/shards.md).", min=1),
     Option("--split-by", str, GROUP, "How pairs are cut 8:1:1 into train/val/test: 'group' (a real video and the fakes made "
            "from it, or an identity, stay in one split; official lists kept), 'video' (by a hash of each video: LEAKS, a "
            "fake and its real source may straddle splits), 'pair' (by a hash of each pair, the paper's protocol: LEAKS, "
