@@ -1,7 +1,8 @@
 """noisetrace: deepfake videos -> face/background noise-pair shards -> a noise-trace detector.
 
-Extras keep the two halves apart: a Dataflow worker installs `pipeline`, a GPU node
-installs `training` (no Beam, no dlib), and `all` gives a workstation everything.
+Extras keep the halves apart: a Dataflow worker installs `pipeline`, a GPU node installs
+`training` (no Beam, no dlib), a machine that only judges videos installs `detect` (the
+model plus ffmpeg and dlib, no Beam), and `all` gives a workstation everything.
 Install torch first (`pip install torch==2.13.0` on CPU machines), then this package.
 """
 from setuptools import find_packages, setup
@@ -24,7 +25,7 @@ setup(
     extras_require={
         "pipeline": PIPELINE,
         "dataflow": ["apache-beam[gcp]==2.77.0", *MEDIA],
-        "detect": MEDIA,
+        "detect": [*MEDIA, *TRAINING],
         "training": TRAINING,
         "demo": DEMO,
         "all": PIPELINE + TRAINING + DEMO,

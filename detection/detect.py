@@ -1,9 +1,9 @@
 """`detect`: a verdict on whole videos with a trained checkpoint.
 
 Each video is judged by `detection.verdict` (the pipeline's own crops, scored by the model,
-against the checkpoint's decision threshold); that is the one place the project outside `pipeline/` touches
-FFmpeg and dlib (the `detect` extra). Beam is needed only to list `--input` as
-`build-shards` does. `--report` writes the evidence behind each verdict as HTML pages
+against the checkpoint's decision threshold): FFmpeg, dlib and torch, the `detect` extra.
+`--input` is listed as `build-shards` lists it (`pipeline.inputs`), without Beam unless it
+names a remote URL. `--report` writes the evidence behind each verdict as HTML pages
 (`reports.detect_report`), `--output` one CSV row per video as it is judged
 (`detection.detect_batch`).
 """
