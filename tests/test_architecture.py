@@ -5,7 +5,8 @@
 
 `training/` imports none of evaluation/, reports/, detection/; `pipeline/` never training/
 or above; `reports/` and `detection/` may use pipeline's pure modules (keyframes, faces,
-geometry, pairs, inputs, fetch), which need no Beam. Only `pipeline/` imports Beam. Checked
+geometry, pairs, inputs, fetch), which need no Beam. Only `pipeline/` imports Beam (and
+`shards.lock`, inside the functions that lock an object-store output). Checked
 twice: from the source (every import, a lazy one inside a function too; names imported
 for type checking only are not imports at run time) and in fresh interpreters (what is
 loaded). And no two modules import each other, directly or round a longer circle."""
@@ -51,10 +52,10 @@ def test_detect_lists_and_reads_a_local_folder_without_beam(tmp_path):
 
 
 PACKAGES = ("noisetrace", "pipeline", "shards", "training", "evaluation", "reports", "detection", "bench")
-
-
 ROOT = Path(__file__).resolve().parents[1]
-# each package may import the ones of lower rank; pipeline/ stands beside training/ on shards/
+# each package may import the ones of lower rank; pipeline/ stands beside training/ on shards/,
+# and of it reports/ and detection/ may use only the modules that need no Beam (the runtime
+# cases above load them)
 RANK = {"shards": 0, "training": 1, "evaluation": 2, "reports": 3, "detection": 4, "noisetrace": 5, "bench": 6}
 PURE_PIPELINE = {"pipeline.keyframes", "pipeline.faces", "pipeline.geometry", "pipeline.pairs", "pipeline.inputs", "pipeline.fetch",
                  "pipeline.splits"}
