@@ -1,7 +1,8 @@
 """noisetrace: deepfake videos -> face/background noise-pair shards -> a noise-trace detector.
 
-Extras keep the two halves apart: a Dataflow worker installs `pipeline`, a GPU node
-installs `training` (no Beam, no dlib), and `all` gives a workstation everything.
+Extras keep the halves apart: a Dataflow worker installs `pipeline`, a GPU node installs
+`training` (no Beam, no dlib), a machine that only judges videos installs `detect` (the
+model plus ffmpeg and dlib, no Beam), and `all` gives a workstation everything.
 Install torch first (`pip install torch==2.13.0` on CPU machines), then this package.
 """
 from setuptools import find_packages, setup
@@ -17,12 +18,14 @@ setup(
     version="0.1.0",
     description="Forensic noise-trace deepfake detection: Beam shard builder and Siamese DnCNN trainer",
     python_requires=">=3.10",
-    packages=find_packages(include=["shards", "shards.*", "pipeline", "pipeline.*", "training", "training.*", "noisetrace", "noisetrace.*"]),
+    packages=find_packages(include=["shards", "shards.*", "pipeline", "pipeline.*", "training", "training.*",
+                                    "evaluation", "evaluation.*", "reports", "reports.*", "detection", "detection.*",
+                                    "noisetrace", "noisetrace.*"]),
     install_requires=CORE,
     extras_require={
         "pipeline": PIPELINE,
         "dataflow": ["apache-beam[gcp]==2.77.0", *MEDIA],
-        "detect": MEDIA,
+        "detect": [*MEDIA, *TRAINING],
         "training": TRAINING,
         "demo": DEMO,
         "all": PIPELINE + TRAINING + DEMO,
@@ -34,10 +37,10 @@ setup(
             "build-shards=pipeline.cli:build_shards",
             "train-from-shards=training.cli:train_from_shards",
             "pretrain-denoiser=training.cli:pretrain_denoiser",
-            "evaluate=training.cli:evaluate",
-            "crossval=training.cli:crossval",
-            "detect=training.detect:detect",
-            "visualize=training.cli:visualize",
+            "evaluate=evaluation.cli:evaluate",
+            "crossval=evaluation.cli:crossval",
+            "detect=detection.detect:detect",
+            "visualize=reports.cli:visualize",
         ]
     },
 )

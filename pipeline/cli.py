@@ -1,7 +1,8 @@
 """`build-shards`: the click front end of the Beam shard builder.
 
 Its options are generated from `pipeline.options.OPTIONS`; anything it does not know
-(`--runner`, `--project`, `--temp_location`, ...) goes to Beam unchanged.
+(`--runner`, `--project`, `--temp_location`, ...) goes to Beam unchanged when Beam's own
+`PipelineOptions` define it, and is a usage error otherwise (`pipeline.beam_args`).
 """
 from __future__ import annotations
 
@@ -52,6 +53,9 @@ def _build_shards(beam_args: tuple[str, ...], **values) -> None:
         elif value is not None:
             argv += [opt.flag, str(value)]
     argv += beam_args
+    from pipeline.beam_args import refuse_unknown
+
+    refuse_unknown(argv, click.get_current_context())
     configure_logs(values["verbose"])
     try:
         if values["dry_run"]:

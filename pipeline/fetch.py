@@ -7,6 +7,9 @@ kernel read cannot be killed, so the step runs in a daemon thread and the worker
 waiting after `timeout_s`: the video becomes one `timeout` record, the thread is left
 behind, and the worker goes on with the next video. (Decoding has its own limit: ffmpeg is
 killed after `timeout_s`, see `keyframes`.)
+
+Beam's FileSystems opens remote objects and is imported for them alone (`object_store`), so
+local paths need no Beam: `detect` lists and reads local videos from the `detect` extra.
 """
 from __future__ import annotations
 
@@ -17,15 +20,28 @@ import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from typing import TypeVar
-
-from apache_beam.io.filesystems import FileSystems
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
 class NotAFile(OSError):
     """A FIFO, socket, device or directory where a video file was expected."""
+
+
+class NeedsBeam(ValueError):
+    """A remote URL (`gs://`, any other Beam filesystem scheme) on an install without
+    apache-beam, such as the `detect` extra's: local paths would have worked."""
+
+
+def object_store(url: str) -> Any:
+    """Beam's `FileSystems`, which opens `url`: imported only when a URL is met."""
+    try:
+        from apache_beam.io.filesystems import FileSystems
+    except ImportError as e:
+        raise NeedsBeam(f"{url}: reading remote URLs needs apache-beam, which is not installed: "
+                        "pip install 'noisetrace[dataflow]', or use local paths") from e
+    return FileSystems
 
 
 def within(timeout_s: float, step: Callable[[], T], what: str) -> T:
@@ -78,12 +94,13 @@ def readable_size(path: str) -> int:
 
 def _download(url: str, fd: int) -> None:
     """Copy a remote object into the open file `fd` (closed here)."""
+    filesystems = object_store(url)
     with os.fdopen(fd, "wb") as out:
-        if not FileSystems.exists(url):
+        if not filesystems.exists(url):
             # Object stores raise their own error types for a missing object (GCS: NotFound,
             # not an OSError), which would fail the bundle instead of recording the video.
             raise FileNotFoundError(url)
-        with FileSystems.open(url) as src:
+        with filesystems.open(url) as src:
             while chunk := src.read(1 << 20):
                 out.write(chunk)
 

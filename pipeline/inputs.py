@@ -1,9 +1,11 @@
 """From `--input` (a directory, a glob or a CSV manifest) to labelled video records.
 
-Runs once, on the driver, through Beam's FileSystems so `gs://` inputs work. Labels and
-groups come from known dataset layouts (Celeb-DF, FaceForensics++, DFDC, a generic
-`real/` / `fake/` folder) or from the manifest; a video that cannot be labelled is kept
-as a record with a failure reason, never guessed and never dropped.
+Runs once, on the driver: local paths through the OS, `gs://` and other URLs through
+Beam's FileSystems (`pipeline.fetch.object_store`), so listing local videos needs no Beam
+(`detect --input`). Labels and groups come from known dataset layouts (Celeb-DF,
+FaceForensics++, DFDC, a generic `real/` / `fake/` folder) or from the manifest; a video
+that cannot be labelled is kept as a record with a failure reason, never guessed and never
+dropped.
 """
 from __future__ import annotations
 
@@ -17,9 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from apache_beam.io.filesystems import FileSystems
-
-from pipeline.fetch import NotAFile, require_regular
+from pipeline.fetch import NotAFile, object_store, require_regular
 from pipeline.splits import GROUP, PAIR, VIDEO, assign_groups
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
@@ -42,7 +42,7 @@ class InputError(ValueError):
 class VideoRecord:
     """One input video. `reason` is set when it cannot be processed (e.g. `unlabelled`)."""
 
-    path: str  # what FileSystems opens: a local path or a URL
+    path: str  # a local path or a URL
     video: str  # relative to the input root, '/'-separated: the id used in shards
     dataset: str
     label: str | None
@@ -65,13 +65,19 @@ def _stem(name: str) -> str:
 def _read_text(path: str) -> str:
     """A manifest's or label file's text. A local one must be a regular file: a FIFO named
     `metadata.json` would block the driver's open() for ever."""
-    if "://" not in path:
-        try:
-            require_regular(path)
-        except NotAFile as e:
-            raise InputError(f"{path}: {e}") from e
-    with FileSystems.open(path) as f:
-        return io.TextIOWrapper(f, encoding="utf-8").read()
+    if "://" in path:
+        with object_store(path).open(path) as f:
+            return io.TextIOWrapper(f, encoding="utf-8").read()
+    try:
+        require_regular(path)
+    except NotAFile as e:
+        raise InputError(f"{path}: {e}") from e
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _exists(path: str) -> bool:
+    return object_store(path).exists(path) if "://" in path else os.path.exists(path)
 
 
 def _match(pattern: str) -> list[str]:
@@ -79,7 +85,7 @@ def _match(pattern: str) -> list[str]:
     Beam's local match silently skips entries it cannot stat (a dangling symlink, a link
     loop): such a file must become a failure record, not vanish from the run."""
     if "://" in pattern:
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+        return sorted(m.path for m in object_store(pattern).match([pattern])[0].metadata_list)
     # lexists: glob gives "dir/**" back as "dir/" when dir does not exist. A directory
     # named like a video is kept, to be recorded as not_a_file rather than vanish.
     listed = (p.rstrip("/") for p in glob.glob(pattern, recursive=True, include_hidden=True))
@@ -220,7 +226,7 @@ def list_videos(input_spec: str, labelled: bool = True, split_by: str = GROUP) -
     `unlabelled` reason are still filled in where they can be, and are the caller's to ignore."""
     spec = input_spec.rstrip("/") if input_spec not in ("/",) else input_spec
     if spec.lower().endswith(".csv"):
-        if not FileSystems.exists(spec):
+        if not _exists(spec):
             raise InputError(f"manifest not found: {spec}")
         records = _records_from_manifest(spec, labelled)
     elif _GLOB_CHARS & set(spec):
@@ -228,7 +234,7 @@ def list_videos(input_spec: str, labelled: bool = True, split_by: str = GROUP) -
     else:
         files = _match(spec + "/**")
         if not files:
-            if FileSystems.exists(spec) and _is_video(spec):
+            if _exists(spec) and _is_video(spec):
                 files, spec = [spec], posixpath.dirname(spec)
             else:
                 raise InputError(f"no files under {input_spec}")

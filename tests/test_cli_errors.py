@@ -7,10 +7,11 @@ import os
 import subprocess
 import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 
-from noisetrace.cli import main
+from noisetrace.cli import COMMANDS, main
 from shardgen import make_shards
 
 SIZE = 16
@@ -109,3 +110,18 @@ def test_a_skipped_bad_shard_is_one_warning_line(paths):
                       "(skipped)"], res.stderr
     assert "warnings.warn" not in res.stderr
     assert json.loads(res.stdout)["frames"] == 2
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_a_misspelt_option_is_a_usage_error_naming_the_real_one(name, tmp_path):
+    """Every command: an option with its last letter lost exits 2 naming it and suggesting
+    the real one, never runs. build-shards hands Beam what click does not know, so it also
+    gets what it needs to get that far (its --input and --output)."""
+    command = main.get_command(click.Context(main), name)
+    real = next(flag for p in command.params if isinstance(p, click.Option) for flag in p.opts
+                if flag.startswith("--") and len(flag) > 7)
+    args = [name, real[:-1], "1"] + (["--input", str(tmp_path), "--output", str(tmp_path / "o")] if name == "build-shards" else [])
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2, res.output
+    assert f"No such option '{real[:-1]}'" in res.output and f"'{real}'" in res.output.split("Did you mean")[1], res.output
+    assert not (tmp_path / "o").exists()

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tests.media import lavfi_video
-from training.detect import detect
+from detection.detect import detect
 
 # a name a careless page would turn into markup or a broken attribute
 ODD_NAME = "clip <b>\"quoted\" & 'single'.mp4"
@@ -206,7 +206,7 @@ def test_ctrl_c_keeps_the_rows_done_so_far(tiny_checkpoint, inputs, tmp_path):
     for i in range(CTRL_C_CLIPS):
         shutil.copy(inputs[0], folder / f"clip-{i:02d}.mp4")
     results = tmp_path / "results.csv"
-    proc = subprocess.Popen([sys.executable, "-c", "from training.detect import detect; detect()", "--input", str(folder), "--checkpoint", tiny_checkpoint,
+    proc = subprocess.Popen([sys.executable, "-c", "from detection.detect import detect; detect()", "--input", str(folder), "--checkpoint", tiny_checkpoint,
                              "--output", str(results), "--report", str(tmp_path / "report"), *FAST],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_interruptible,
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
@@ -219,3 +219,29 @@ def test_ctrl_c_keeps_the_rows_done_so_far(tiny_checkpoint, inputs, tmp_path):
     assert 1 <= len(rows) < CTRL_C_CLIPS and all(r["verdict"] in ("likely fake", "likely real") for r in rows)
     shown = _parse(tmp_path / "report" / "index.html").link_texts  # rewritten after each video, before its row
     assert shown[: len(rows)] == [r["video"] for r in rows] and len(shown) - len(rows) in (0, 1)
+
+
+@pytest.mark.parametrize("val_auc,sentence", [
+    (0.62, "This model is weak: its validation AUC was 0.620, under 0.75, so many of its verdicts will be wrong."),
+    (float("nan"), "This model may be weak: its checkpoint records no validation AUC"),
+    (0.91, None),
+])
+def test_a_weak_or_unproven_model_is_named_beside_the_verdicts(tiny_checkpoint, tmp_path, val_auc, sentence):
+    """--json, stderr, the index and each video page say it in one sentence; a model that
+    proved itself on its validation split gets none."""
+    import torch
+
+    ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
+    ckpt["metrics"]["val_auc"] = val_auc
+    torch.save(ckpt, tmp_path / "model.pt")
+    clip = lavfi_video(str(tmp_path / "pattern.mp4"), seconds=0.4)
+    res = CliRunner().invoke(detect, [clip, "--checkpoint", str(tmp_path / "model.pt"), "--json", "--report", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    record = json.loads(res.stdout)
+    pages = [open(tmp_path / "r" / name, encoding="utf-8").read() for name in ("index.html", "v0001.html")]
+    if sentence is None:
+        assert record["model_warning"] is None and "AUC" not in res.stderr
+        assert not any('class="warning"' in p for p in pages)
+    else:
+        assert record["model_warning"].startswith(sentence) and record["model_warning"].count(". ") == 0
+        assert sentence in res.stderr and all(f'<p class="warning">{sentence}' in p for p in pages)

@@ -60,3 +60,19 @@ def test_local_dry_run_writes_nothing(videos, tmp_path):
     res = CliRunner().invoke(build_shards, ["--input", videos, "--output", str(out), "--dry-run"])
     assert res.exit_code == 0, res.output
     assert "DirectRunner built, not submitted" in res.output and not out.exists()
+
+
+@pytest.mark.parametrize("typo,meant", [("--min-frame-per-video", "--min-frames-per-video"), ("--temp_locaton", "--temp_location")])
+def test_an_option_neither_build_shards_nor_beam_defines_is_refused(videos, tmp_path, typo, meant):
+    """Beam would drop it and build without it; it is a usage error naming the real option,
+    build-shards' own or Beam's, and nothing is built."""
+    out = tmp_path / "out"
+    res = CliRunner().invoke(build_shards, ["--input", videos, "--output", str(out), typo, "8"])
+    assert res.exit_code == 2 and f"No such option '{typo}'. Did you mean '{meant}'?" in res.output, res.output
+    assert not out.exists()
+
+
+def test_a_stray_value_is_refused(videos, tmp_path):
+    """`--save_main_session false` would read as the switch on, and `false` be dropped."""
+    res = CliRunner().invoke(build_shards, ["--input", videos, "--output", str(tmp_path / "out"), "--save_main_session", "false"])
+    assert res.exit_code == 2 and "Got unexpected extra argument (false)" in res.output, res.output

@@ -21,6 +21,7 @@ td:first-child{white-space:nowrap}
 .v{display:inline-block;padding:.15em .55em;border-radius:.8em;font-weight:600;white-space:nowrap}
 .likely-fake{background:#fde2e1;color:#a4161a}.likely-real{background:#def5e3;color:#1b6b35}
 .no-usable-face,.unreadable{background:#ececec;color:#555}
+.warning{background:#fff4d6;border-left:4px solid #e0a100;padding:.4em .7em}
 .muted{color:#666}.small{font-size:.85em}img.thumb{height:72px;display:block}
 img.px{image-rendering:pixelated;width:100%;height:auto;display:block}
 .frames{display:flex;flex-wrap:wrap;gap:14px}.frame{border:1px solid #ddd;border-radius:6px;padding:8px;background:#fafafa;width:480px;max-width:100%}

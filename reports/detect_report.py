@@ -13,7 +13,7 @@ a run stopped half way leaves a report of the videos judged.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -26,11 +26,13 @@ from torch import nn  # noqa: E402
 from pipeline.geometry import Square  # noqa: E402
 from pipeline.keyframes import DecodeError, read_keyframes  # noqa: E402
 from pipeline.pairs import ExtractOptions, FramePair  # noqa: E402
+from reports.html_page import SORT_SCRIPT, css_class, definitions, esc, fmt, image, page, table, write_page  # noqa: E402
+from reports.visualize import noise_traces, visible_noise  # noqa: E402
 from training.detectors import model_kind  # noqa: E402
-from training.html_page import SORT_SCRIPT, css_class, definitions, esc, fmt, image, page, table, write_page  # noqa: E402
 from training.presets import DEFAULT_MODEL_KIND  # noqa: E402
-from training.verdict import Threshold, VideoVerdict  # noqa: E402
-from training.visualize import noise_traces, visible_noise  # noqa: E402
+
+if TYPE_CHECKING:  # detection/ imports reports/, never the reverse: the verdict types are only named here
+    from detection.verdict import Threshold, VideoVerdict
 
 INDEX_NAME = "index.html"
 FRAME_SIDE = 480  # longest side of a keyframe on its video's page
@@ -215,11 +217,14 @@ def model_card(checkpoint: str, ckpt: dict[str, Any], threshold: Threshold) -> d
 class Report:
     """DIR/index.html and a page per video, for one `detect` run."""
 
-    def __init__(self, root: str, checkpoint: str, ckpt: dict[str, Any], model: nn.Module, threshold: Threshold, device) -> None:
+    def __init__(self, root: str, checkpoint: str, ckpt: dict[str, Any], model: nn.Module, threshold: Threshold, device,
+                 model_warning: str | None) -> None:
         os.makedirs(root, exist_ok=True)
         self.root = root
         self.index = os.path.join(root, INDEX_NAME)
         self.model, self.device, self.threshold = model, device, threshold
+        # the weak-model sentence (`detection.weak_model`), shown beside the verdicts on every page
+        self.warning = f"<p class=\"warning\">{esc(model_warning)}</p>" if model_warning else ""
         self.card = model_card(checkpoint, ckpt, threshold)
         self.has_extractor = model_kind(ckpt["config"]) == DEFAULT_MODEL_KIND
         self.rows: list[tuple[VideoVerdict, VideoEvidence]] = []
@@ -249,7 +254,7 @@ class Report:
                          str(len(v.keyframes)), f"<span class=\"small\">{esc(v.reason)}</span>"])
             attrs.append(f"data-order=\"{n}\" data-pfake=\"{'' if v.fake_probability is None else repr(v.fake_probability)}\"")
         headers = ["#", "video", "thumbnail", "verdict", "P(fake) vs threshold &#x21C5;", "frames", "reason"]
-        body = (f"<h1>noisetrace report: {len(self.rows)} video(s)</h1>"
+        body = (f"<h1>noisetrace report: {len(self.rows)} video(s)</h1>{self.warning}"
                 f"<p>{esc(', '.join(f'{n} {k}' for k, n in counts.items()))}. A video is <b>likely fake</b> when the mean "
                 f"P(fake) of its keyframes is at or above the threshold, {self.threshold.value:.3f} "
                 f"({esc(self.threshold.source)}). Click a column marked &#x21C5; or # to sort; a name opens the frames and "
@@ -262,7 +267,7 @@ class Report:
         parts = [f"<p><a href=\"{INDEX_NAME}\">&larr; all videos</a></p>", f"<h1>{esc(v.video)}</h1>",
                  f"<p class=\"verdict\">{verdict_badge(v)} P(fake) {comparison_cell(v)} (threshold) over {len(v.keyframes)} keyframe(s)"
                  + (f"; <span class=\"muted\">{esc(v.reason)}</span>" if v.reason else "") + "</p>",
-                 f"<p class=\"muted small\">Threshold {v.threshold.value:.3f}: {esc(v.threshold.source)}.</p>"]
+                 self.warning, f"<p class=\"muted small\">Threshold {v.threshold.value:.3f}: {esc(v.threshold.source)}.</p>"]
         plot = e.plot_over_time(v)
         if plot:
             parts += ["<h2>P(fake) over time</h2>", image(plot, "P(fake) of each keyframe over time")]

@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
+from detection.verdict import Threshold, VideoVerdict, detect_video
+from pipeline.fetch import fetched
+from pipeline.inputs import list_videos
 from pipeline.pairs import ExtractOptions, Failure
 from shards.info import is_url
 from shards.progress import ProgressLines, Tally
-from training.verdict import Threshold, VideoVerdict, detect_video
 
 CSV_COLUMNS = ("video", "verdict", "p_fake", "threshold", "frames", "reason")
 
@@ -38,11 +40,6 @@ def list_inputs(videos: tuple[str, ...], input_spec: str | None) -> list[Item]:
     its row order), named relative to the folder or manifest."""
     items = [Item(v, v) for v in videos]
     if input_spec:
-        try:
-            from pipeline.inputs import list_videos
-        except ImportError as e:  # a `detect`-only install has no Beam
-            raise ValueError(f"--input lists videos as build-shards does, which needs {e.name}: "
-                             "pip install 'noisetrace[pipeline]', or name the videos as arguments") from e
         items += [Item(r.path, r.video) for r in list_videos(input_spec, labelled=False)]
     return items
 
@@ -53,8 +50,6 @@ def _local(path: str, timeout_s: float) -> Iterator[str]:
     if not is_url(path):
         yield path
         return
-    from pipeline.fetch import fetched
-
     with fetched(path, timeout_s) as (local, _):
         yield local
 

@@ -1,11 +1,11 @@
 """`detect`: a verdict on whole videos with a trained checkpoint.
 
-Each video is judged by `training.verdict` (the pipeline's own crops, scored by the model,
-against the checkpoint's decision threshold); that is the one place `training/` touches
-FFmpeg and dlib (the `detect` extra). Beam is needed only to list `--input` as
-`build-shards` does. `--report` writes the evidence behind each verdict as HTML pages
-(`training.detect_report`), `--output` one CSV row per video as it is judged
-(`training.detect_batch`).
+Each video is judged by `detection.verdict` (the pipeline's own crops, scored by the model,
+against the checkpoint's decision threshold): FFmpeg, dlib and torch, the `detect` extra.
+`--input` is listed as `build-shards` lists it (`pipeline.inputs`), without Beam unless it
+names a remote URL. `--report` writes the evidence behind each verdict as HTML pages
+(`reports.detect_report`), `--output` one CSV row per video as it is judged
+(`detection.detect_batch`).
 """
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ import json
 
 import click
 
+from detection.detect_batch import ResultsCsv, VideoProgress, judge, list_inputs
+from detection.verdict import FALLBACK_SOURCE, VideoVerdict, crop_options, decision_threshold
+from detection.weak_model import model_warning
 from pipeline.pairs import NO_RESIZE, RESIZE_FILTERS
 from training.checkpoint import detector_from_checkpoint, load_checkpoint
 from training.cli import one_line_errors
-from training.detect_batch import ResultsCsv, VideoProgress, judge, list_inputs
 from training.device import resolve_device
-from training.verdict import FALLBACK_SOURCE, VideoVerdict, crop_options, decision_threshold
 
 
 def _table(v: VideoVerdict) -> str:
@@ -65,14 +66,17 @@ def detect(videos: tuple[str, ...], input_spec: str | None, checkpoint: str, as_
     cut = decision_threshold(ckpt, threshold)
     if cut.source == FALLBACK_SOURCE:
         click.echo(f"note: {checkpoint}: {cut.source}", err=True)
+    warning = model_warning(ckpt)
+    if warning:
+        click.echo(f"note: {checkpoint}: {warning}", err=True)
     options = crop_options(config, min_frames=min_frames_per_video, max_keyframes=max_keyframes_per_video or None,
                            face_scale=face_scale, resize_filter=resize_filter)
     detector = options.detector()
     pages = None
     if report:
-        from training.detect_report import Report
+        from reports.detect_report import Report
 
-        pages = Report(report, checkpoint, ckpt, model, cut, dev)
+        pages = Report(report, checkpoint, ckpt, model, cut, dev, warning)
     progress = VideoProgress(len(inputs))
     with ResultsCsv(output) as rows, progress:
         for item in inputs:
@@ -82,7 +86,7 @@ def detect(videos: tuple[str, ...], input_spec: str | None, checkpoint: str, as_
                 pages.add(verdict, evidence)
             rows.write(verdict)
             progress.clear()
-            click.echo(json.dumps(verdict.to_json()) if as_json else _table(verdict))
+            click.echo(json.dumps({**verdict.to_json(), "model_warning": warning}) if as_json else _table(verdict))
             progress.done(verdict)
     if pages:
         click.echo(f"report: {pages.index}", err=True)
