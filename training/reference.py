@@ -1,0 +1,136 @@
+"""How far a suspect clip lies from authentic footage of its own source.
+
+The face-versus-background noise mismatch is real but smaller than how much the same
+quantity differs between sources (camera, codec, scene), so one threshold for every video
+sits near chance. Measured against a reference of the same source, that variation cancels:
+a suspect whose face is smoother than its reference's faces has lost the source's fine
+noise. A reference is the per-keyframe evidence (`training.evidence`) of one or more
+authentic videos; a suspect's departure is how far its mean lies from the reference's,
+in the reference's own spread, signed so that larger means less like it.
+
+The spread of a short reference is poorly known, so it is shrunk toward a prior: the
+pooled within-video spread of the labelled set's real videos, worth `PRIOR_KEYFRAMES`
+keyframes. The distances below are the candidates `bench/reference_eval.py` compares;
+`DEFAULT_DISTANCE` is the one that ranked suspects best there (chosen on the same clips
+it was measured on: docs/real-data.md, "Reference footage").
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from training.evidence import EVIDENCE
+
+MIN_REFERENCE_KEYFRAMES = 8  # fewer, and the reference's spread is mostly the prior: no verdict
+UNLIKE_AT = 2.0  # a departure of this many reference spreads or more: "unlike its reference"
+PRIOR_KEYFRAMES = 8
+# Pooled within-video standard deviation of each evidence over the real videos of the
+# labelled set's area-64 shards (`python bench/reference_eval.py --shards dev8` prints it).
+PRIOR_SPREAD = np.array([0.256, 1.170, 1.202])
+UNLIKE, CONSISTENT = "unlike its reference", "consistent with its reference"
+FACE, BACKGROUND, RATIO = (EVIDENCE.index(name) for name in ("face", "background", "ratio"))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The per-keyframe evidence of a source's authentic footage, (n, len(EVIDENCE))."""
+
+    keyframes: np.ndarray
+    videos: int = 1
+
+    @property
+    def size(self) -> int:
+        return len(self.keyframes)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.keyframes.mean(axis=0)
+
+    @property
+    def spread(self) -> np.ndarray:
+        """Per evidence, the keyframes' standard deviation shrunk toward `PRIOR_SPREAD`:
+        a variance that weighs the prior as `PRIOR_KEYFRAMES` keyframes."""
+        n = self.size
+        var = self.keyframes.var(axis=0, ddof=1) if n > 1 else np.zeros(len(EVIDENCE))
+        return np.sqrt((PRIOR_KEYFRAMES * PRIOR_SPREAD**2 + (n - 1) * var) / (PRIOR_KEYFRAMES + n - 1))
+
+    def usable(self) -> str:
+        """Why this reference cannot judge a clip, or "" when it can."""
+        if self.size == 0:
+            return "no face pair could be made in the reference footage"
+        if self.size < MIN_REFERENCE_KEYFRAMES:
+            return (f"the reference gives {self.size} keyframe(s), fewer than {MIN_REFERENCE_KEYFRAMES}: "
+                    "its spread is not known well enough")
+        return ""
+
+
+def _z(column: int) -> Callable[[Reference, np.ndarray], float]:
+    def z(reference: Reference, suspect: np.ndarray) -> float:
+        return float((reference.mean[column] - suspect[:, column].mean()) / reference.spread[column])
+    return z
+
+
+def _combined(reference: Reference, suspect: np.ndarray) -> float:
+    """The mean of the face's and the ratio's signed departures."""
+    return (_z(FACE)(reference, suspect) + _z(RATIO)(reference, suspect)) / 2
+
+
+def _rank(reference: Reference, suspect: np.ndarray) -> float:
+    """The share of (reference, suspect) keyframe pairs in which the suspect's face is the
+    smoother, turned into the shift in spreads between two equal normals that gives that
+    share (sqrt(2) * probit), so it reads like the other distances."""
+    r, s = reference.keyframes[:, FACE][None, :], suspect[:, FACE][:, None]
+    share = float(np.mean((r > s) + 0.5 * (r == s)))
+    edge = 0.5 / (r.size * s.size)
+    share = min(max(share, edge), 1 - edge)
+    return math.sqrt(2) * _probit(share)
+
+
+def _probit(p: float) -> float:
+    """The standard normal quantile, by bisection on erf (no scipy in the product)."""
+    lo, hi = -10.0, 10.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def _mahalanobis(reference: Reference, suspect: np.ndarray) -> float:
+    """Unsigned: the distance of the suspect's mean (face, background) from the
+    reference's, under the reference's covariance shrunk toward the prior."""
+    cols = [FACE, BACKGROUND]
+    n = reference.size
+    cov = np.cov(reference.keyframes[:, cols].T) if n > 2 else np.zeros((2, 2))
+    cov = (PRIOR_KEYFRAMES * np.diag(PRIOR_SPREAD[cols] ** 2) + (n - 1) * cov) / (PRIOR_KEYFRAMES + n - 1)
+    d = reference.mean[cols] - suspect[:, cols].mean(axis=0)
+    return float(np.sqrt(d @ np.linalg.solve(cov, d)))
+
+
+DISTANCES: dict[str, Callable[[Reference, np.ndarray], float]] = {
+    "face-z": _z(FACE),
+    "ratio-z": _z(RATIO),
+    "face+ratio-z": _combined,
+    "face-rank": _rank,
+    "mahalanobis": _mahalanobis,
+}
+DEFAULT_DISTANCE = "face-z"
+
+
+def departure(reference: Reference, suspect: np.ndarray, distance: str = DEFAULT_DISTANCE) -> float:
+    """How far the suspect's keyframes (n, len(EVIDENCE)) lie from the reference, in its
+    spreads; larger means less like it."""
+    return DISTANCES[distance](reference, suspect)
+
+
+def keyframe_departures(reference: Reference, suspect: np.ndarray) -> np.ndarray:
+    """Each suspect keyframe's own departure in the default distance's evidence: the report
+    marks those at `UNLIKE_AT` or beyond as outside the reference's spread."""
+    column = EVIDENCE.index(DEFAULT_DISTANCE.split("-")[0])
+    return (reference.mean[column] - suspect[:, column]) / reference.spread[column]
+
+
+def verdict(value: float) -> str:
+    return UNLIKE if value >= UNLIKE_AT else CONSISTENT
