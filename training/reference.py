@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -125,12 +125,81 @@ def departure(reference: Reference, suspect: np.ndarray, distance: str = DEFAULT
     return DISTANCES[distance](reference, suspect)
 
 
-def keyframe_departures(reference: Reference, suspect: np.ndarray) -> np.ndarray:
-    """Each suspect keyframe's own departure in the default distance's evidence: the report
-    marks those at `UNLIKE_AT` or beyond as outside the reference's spread."""
-    column = EVIDENCE.index(DEFAULT_DISTANCE.split("-")[0])
-    return (reference.mean[column] - suspect[:, column]) / reference.spread[column]
+def _face_departures(reference: Reference, suspect: np.ndarray) -> np.ndarray:
+    """Each suspect keyframe's own face departure (the default distance per keyframe): the
+    report marks those at `UNLIKE_AT` or beyond as outside the reference's spread."""
+    return (reference.mean[FACE] - suspect[:, FACE]) / reference.spread[FACE]
 
 
-def verdict(value: float) -> str:
-    return UNLIKE if value >= UNLIKE_AT else CONSISTENT
+def _score_departure(reference_scores: np.ndarray, suspect_scores: np.ndarray) -> float | None:
+    """The model's evidence: how far the suspect's mean P(fake) rises above the reference
+    keyframes', in their standard deviation (floored at 0.01: a model sure of every
+    reference keyframe would otherwise make any wobble infinite). Not what
+    `reference_departure` is, since no checkpoint trained apart from the labelled clips
+    was there to validate it."""
+    if len(reference_scores) < 2 or not len(suspect_scores):
+        return None
+    return float((np.mean(suspect_scores) - np.mean(reference_scores)) / max(float(np.std(reference_scores, ddof=1)), 0.01))
+
+
+@dataclass
+class Comparison:
+    """One suspect against its reference: the departure and everything the report draws,
+    or why there is none."""
+
+    departure: float | None
+    reference_keyframes: int
+    reference_videos: int
+    reason: str = ""
+    reference_mean: float | None = None  # the face evidence's mean and spread
+    reference_spread: float | None = None
+    keyframe_evidence: list[float] = field(default_factory=list)  # the suspect's, in its keyframes' order
+    keyframe_departures: list[float] = field(default_factory=list)
+    model_departure: float | None = None
+
+    @property
+    def verdict(self) -> str | None:
+        return None if self.departure is None else (UNLIKE if self.departure >= UNLIKE_AT else CONSISTENT)
+
+    @property
+    def floor(self) -> float | None:
+        """The face evidence `UNLIKE_AT` reference spreads below the reference's mean: a
+        keyframe below it is outside the reference's spread."""
+        return None if self.reference_mean is None else self.reference_mean - UNLIKE_AT * self.reference_spread
+
+    @property
+    def outside(self) -> list[bool]:
+        """Per suspect keyframe: at `UNLIKE_AT` reference spreads or more below its mean."""
+        return [d >= UNLIKE_AT for d in self.keyframe_departures]
+
+    def line(self) -> str:
+        """The verdict in words, with the size of the departure and what it rests on."""
+        base = f"{self.reference_keyframes} reference keyframe(s) of {self.reference_videos} video(s)"
+        if self.departure is None:
+            return f"no reference verdict: {self.reason}"
+        return (f"{self.verdict}: departure {self.departure:+.2f} reference spreads (unlike at >= {UNLIKE_AT:g}), "
+                f"{sum(self.outside)} of {len(self.outside)} keyframe(s) outside its spread, against {base}")
+
+    def to_json(self) -> dict:
+        return {"reference_departure": self.departure, "reference_keyframes": self.reference_keyframes,
+                "reference_videos": self.reference_videos, "reference_verdict": self.verdict,
+                "reference_reason": self.reason, "reference_model_departure": self.model_departure}
+
+
+def compare(reference: Reference, suspect: np.ndarray, reference_scores: np.ndarray | None = None,
+            suspect_scores: np.ndarray | None = None) -> Comparison:
+    """The suspect's keyframe evidence (n, len(EVIDENCE)) against the reference; the
+    model's P(fake) of both, where a checkpoint gave them, as a second evidence."""
+    result = Comparison(None, reference.size, reference.videos, reference.usable())
+    if result.reason:
+        return result
+    if not len(suspect):
+        result.reason = "the suspect gave no face pair"
+        return result
+    result.departure = departure(reference, suspect)
+    result.reference_mean, result.reference_spread = float(reference.mean[FACE]), float(reference.spread[FACE])
+    result.keyframe_evidence = [float(x) for x in suspect[:, FACE]]
+    result.keyframe_departures = [float(x) for x in _face_departures(reference, suspect)]
+    if reference_scores is not None and suspect_scores is not None:
+        result.model_departure = _score_departure(np.asarray(reference_scores), np.asarray(suspect_scores))
+    return result
