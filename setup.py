@@ -17,7 +17,9 @@ setup(
     version="0.1.0",
     description="Forensic noise-trace deepfake detection: Beam shard builder and Siamese DnCNN trainer",
     python_requires=">=3.10",
-    packages=find_packages(include=["shards", "shards.*", "pipeline", "pipeline.*", "training", "training.*", "noisetrace", "noisetrace.*"]),
+    packages=find_packages(include=["shards", "shards.*", "pipeline", "pipeline.*", "training", "training.*",
+                                    "evaluation", "evaluation.*", "reports", "reports.*", "detection", "detection.*",
+                                    "noisetrace", "noisetrace.*"]),
     install_requires=CORE,
     extras_require={
         "pipeline": PIPELINE,
@@ -34,10 +36,10 @@ setup(
             "build-shards=pipeline.cli:build_shards",
             "train-from-shards=training.cli:train_from_shards",
             "pretrain-denoiser=training.cli:pretrain_denoiser",
-            "evaluate=training.cli:evaluate",
-            "crossval=training.cli:crossval",
-            "detect=training.detect:detect",
-            "visualize=training.cli:visualize",
+            "evaluate=evaluation.cli:evaluate",
+            "crossval=evaluation.cli:crossval",
+            "detect=detection.detect:detect",
+            "visualize=reports.cli:visualize",
         ]
     },
 )

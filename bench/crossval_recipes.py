@@ -25,7 +25,7 @@ import time
 from dataclasses import fields
 from typing import Any
 
-from training.crossval import RESULT_JSON, run_crossval
+from evaluation.crossval import RESULT_JSON, run_crossval
 from training.train import TrainConfig
 
 # train-from-shards' options (TrainConfig fields) and crossval's own that a recipe may set

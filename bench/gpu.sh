@@ -35,9 +35,9 @@ nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$out/gpu.txt"
 timeout 150 python3 bench/bench_training.py --presets paper --skip-cpu --seconds 5 2>&1 | tee "$out/bench_training.txt" || true
 recipe=(--preset paper --device cuda --workers 8 --by dataset --checkpoint last --batch-size 32 --epochs 60
         --fake-source self-blend --self-blend 0.5)
-timeout 200 python3 -c 'from training.cli import crossval; crossval()' --shards .gpu/shards --output "$out/cv-paper" \
+timeout 200 python3 -c 'from evaluation.cli import crossval; crossval()' --shards .gpu/shards --output "$out/cv-paper" \
   "${recipe[@]}" 2>&1 | tail -40 | tee "$out/cv-paper.txt" || true
 if [ -f .gpu/cdncnn_b_color_blind.pth ]; then
-  timeout 200 python3 -c 'from training.cli import crossval; crossval()' --shards .gpu/shards --output "$out/cv-cdncnn" \
+  timeout 200 python3 -c 'from evaluation.cli import crossval; crossval()' --shards .gpu/shards --output "$out/cv-cdncnn" \
     "${recipe[@]}" --init-denoiser .gpu/cdncnn_b_color_blind.pth --freeze-denoiser 2>&1 | tail -40 | tee "$out/cv-cdncnn.txt" || true
 fi

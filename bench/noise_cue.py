@@ -29,11 +29,11 @@ from collections import defaultdict
 
 import numpy as np
 
+from detection.evidence import log_ratio
 from pipeline.inputs import list_videos
 from pipeline.pairs import ExtractOptions, FramePair, frame_pairs
 from shards.reader import iter_pairs
 from shards.source import open_shards
-from training.evidence import log_ratio
 from training.metrics import group_bootstrap_ci, roc_auc, video_auc, within_group_auc
 
 

@@ -13,7 +13,7 @@ Two kinds of reference, reported apart:
   source, so the video a fake was made from is never in it: the honest case. Name your
   groups `source:clip` to use it on your own footage.
 
-Every candidate distance of `training.reference` is scored (AUC over the suspects, pooled
+Every candidate distance of `detection.reference` is scored (AUC over the suspects, pooled
 with a 95% interval resampling whole groups, and per dataset), beside the same suspects
 scored without a reference (minus their own mean evidence, one threshold for all). A
 suspect whose reference has fewer than `--min-reference-keyframes` keyframes is left out
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.evidence import EVIDENCE, pair_evidence
+from detection.evidence import EVIDENCE, pair_evidence
+from detection.reference import DISTANCES, MIN_REFERENCE_KEYFRAMES, Reference
 from training.metrics import group_bootstrap_ci, roc_auc, video_auc
-from training.reference import DISTANCES, MIN_REFERENCE_KEYFRAMES, Reference
 
 NO_REFERENCE = {f"no reference: {name}": EVIDENCE.index(name) for name in ("face", "ratio")}
 
@@ -86,7 +86,7 @@ def load_videos(pairs: Iterator[tuple[dict, np.ndarray, np.ndarray]]) -> dict[st
 
 def prior_spread(videos: dict[str, Video]) -> np.ndarray:
     """The pooled within-video standard deviation of each evidence over the real videos:
-    what `training.reference.PRIOR_SPREAD` holds for the labelled set."""
+    what `detection.reference.PRIOR_SPREAD` holds for the labelled set."""
     reals = [v.evidence for v in videos.values() if v.label == "real" and len(v.rows) > 1]
     squares = sum(((e - e.mean(axis=0)) ** 2).sum(axis=0) for e in reals)
     return np.sqrt(squares / sum(len(e) - 1 for e in reals))

@@ -28,9 +28,12 @@ WORKDIR /opt/noisetrace
 COPY setup.py ./
 COPY shards ./shards
 COPY training ./training
+# evaluate and visualize run on the same nodes (docs/scale-out.md)
+COPY evaluation ./evaluation
+COPY reports ./reports
 RUN python -c "import torch; print(f'torch=={torch.__version__}')" > /tmp/torch-pin.txt \
  && pip install --constraint /tmp/torch-pin.txt ".[training]" \
- && python -c "import torch, webdataset, training.cli; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+ && python -c "import torch, webdataset, training.cli, evaluation.cli, reports.cli; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
 RUN useradd --create-home --uid 1000 trainer
 USER trainer

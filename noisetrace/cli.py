@@ -13,12 +13,12 @@ COMMANDS = {
     "build-shards": "pipeline.cli:build_shards",
     "train-from-shards": "training.cli:train_from_shards",
     "pretrain-denoiser": "training.cli:pretrain_denoiser",
-    "evaluate": "training.cli:evaluate",
-    "compare": "training.cli:compare",
-    "crossval": "training.cli:crossval",
-    "detect": "training.detect:detect",
-    "visualize": "training.cli:visualize",
-    "report": "training.cli:report",
+    "evaluate": "evaluation.cli:evaluate",
+    "compare": "evaluation.cli:compare",
+    "crossval": "evaluation.cli:crossval",
+    "detect": "detection.detect:detect",
+    "visualize": "reports.cli:visualize",
+    "report": "reports.cli:report",
     "demo": "noisetrace.demo:demo",
 }
 

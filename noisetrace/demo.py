@@ -41,14 +41,14 @@ def run_demo(output: str, *, seed: int = 0, preset: str = "tiny", epochs: int = 
              seconds: float = CLIP_SECONDS, gop: int = GOP, frames_per_video: int = 12, batch_size: int = 16, lr: float = 1e-3,
              device: str | None = None) -> dict[str, Any]:
     """Run every stage into `output`; returns the paths and figures it printed."""
+    from detection.verdict import crop_options, detect_video
+    from evaluation.evaluate import run_evaluation
     from noisetrace.demo_media import build_demo_videos
     from pipeline.run import run as build
-    from training.verdict import crop_options, detect_video
-    from training.evaluate import run_evaluation
+    from reports.visualize import run_visualize
     from training.checkpoint import load_detector
     from training.device import resolve_device
     from training.train import TrainConfig, run_training, selection_score
-    from training.visualize import run_visualize
 
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     paths = {name: os.path.join(output, name) for name in ("videos", "shards", "run", "eval")}

@@ -10,10 +10,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from shardgen import PLAIN, make_shards, read_jsonl
+from detection.verdict import crop_options
+from evaluation.cli import compare, evaluate
+from reports.cli import visualize
 from training.checkpoint import load_detector, save_checkpoint
-from training.cli import compare, evaluate, train_from_shards, visualize
+from training.cli import train_from_shards
 from training.data import eval_loader
-from training.verdict import crop_options
 from training.detectors import parameter_count
 from training.mesonet import Meso4, MesoInception4
 from training.model import SiameseNoiseNet

@@ -10,13 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from shardgen import make_pair
+from evaluation.cli import crossval
+from evaluation.crossval import UNSPECIFIED_METHOD, load_pairs, markdown, plan_folds
+from evaluation.evaluate import summarize
+from reports.run_report import run_report
 from shards.info import ShardRecord, build_info, dumps_info
 from shards.schema import PairSample, make_key
 from shards.writer import shard_name, write_shard
-from training.cli import crossval
-from training.crossval import UNSPECIFIED_METHOD, load_pairs, markdown, plan_folds
-from training.evaluate import summarize
-from training.run_report import run_report
 
 SIZE = 32
 FRAMES = 3

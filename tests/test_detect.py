@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from tests.media import lavfi_video
-from training.detect import detect
+from detection.detect import detect
 from training.metrics import equal_error
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from detection.detect import detect
+from detection.reference import (CONSISTENT, MIN_REFERENCE_KEYFRAMES, PRIOR_KEYFRAMES, PRIOR_SPREAD, UNLIKE, Reference,
+                                 compare, departure)
 from pipeline.keyframes import ffmpeg_exe
 from tests.media import lavfi_video
-from training.detect import detect
-from training.reference import (CONSISTENT, MIN_REFERENCE_KEYFRAMES, PRIOR_KEYFRAMES, PRIOR_SPREAD, UNLIKE, Reference,
-                                compare, departure)
 
 FRAMES = ["--min-frames-per-video", "12"]
 

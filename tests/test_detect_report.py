@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tests.media import lavfi_video
-from training.detect import detect
+from detection.detect import detect
 
 # a name a careless page would turn into markup or a broken attribute
 ODD_NAME = "clip <b>\"quoted\" & 'single'.mp4"
@@ -206,7 +206,7 @@ def test_ctrl_c_keeps_the_rows_done_so_far(tiny_checkpoint, inputs, tmp_path):
     for i in range(CTRL_C_CLIPS):
         shutil.copy(inputs[0], folder / f"clip-{i:02d}.mp4")
     results = tmp_path / "results.csv"
-    proc = subprocess.Popen([sys.executable, "-c", "from training.detect import detect; detect()", "--input", str(folder), "--checkpoint", tiny_checkpoint,
+    proc = subprocess.Popen([sys.executable, "-c", "from detection.detect import detect; detect()", "--input", str(folder), "--checkpoint", tiny_checkpoint,
                              "--output", str(results), "--report", str(tmp_path / "report"), *FAST],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_interruptible,
                             env={**os.environ, "PYTHONPATH": os.getcwd()})

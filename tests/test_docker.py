@@ -101,6 +101,7 @@ def test_trainer_image_is_cuda_pytorch_with_only_the_training_extra():
     assert "[pipeline]" not in runs and "[all]" not in runs
     copied = {a.split()[0] for o, a in ins if o == "COPY"}
     assert "pipeline" not in copied and "noisetrace" not in copied
+    assert {"shards", "training", "evaluation", "reports"} <= copied  # evaluate and visualize run there too
     training = set(_pins(SETUP_LISTS["TRAINING"])) | set(_pins(SETUP_LISTS["CORE"]))
     assert not training & {"apache-beam", "dlib-bin", "dlib", "ffmpeg-python", "imageio-ffmpeg"}
     everything = " ".join(a for _, a in ins)

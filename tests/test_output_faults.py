@@ -18,10 +18,11 @@ from click.testing import CliRunner
 from pipeline.cli import build_shards
 from pipeline.run import run
 from shardgen import PLAIN, make_shards, read_jsonl
+from evaluation.cli import evaluate
 from shards.lock import EXIT_BUSY, LOCK_NAME, OutputBusy, output_lock
 from shards.space import EXIT_OUT_OF_SPACE
 from training.checkpoint import load_checkpoint
-from training.cli import evaluate, train_from_shards
+from training.cli import train_from_shards
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "NOISETRACE_PROGRESS_S": "0"}
 SIZE = 32

@@ -7,8 +7,8 @@ import shutil
 from click.testing import CliRunner
 
 from noisetrace.cli import main
-from training.evaluate import run_evaluation
-from training.html_page import fmt
+from evaluation.evaluate import run_evaluation
+from reports.html_page import fmt
 
 
 def image_sources(page: str) -> list[str]:

@@ -13,10 +13,12 @@ from PIL import Image
 
 from loopback import serve
 from shardgen import PLAIN, make_shards, read_jsonl
+from evaluation.cli import evaluate
+from reports.cli import visualize
 from shards.checked import checked_pairs
 from shards.info import read_info, split_urls
 from shards.source import open_shards
-from training.cli import evaluate, train_from_shards, visualize
+from training.cli import train_from_shards
 from training.train import TrainConfig, run_training
 
 SIZE = 32

@@ -13,9 +13,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from shardgen import PLAIN, make_shards, read_jsonl
+from evaluation.cli import evaluate
+from reports.cli import visualize
 from shards.source import open_shards
 from training.checkpoint import load_detector
-from training.cli import evaluate, pretrain_denoiser, train_from_shards, visualize
+from training.cli import pretrain_denoiser, train_from_shards
 from training.data import eval_loader, group_class_counts, train_loader
 from training.predict import predict_pairs
 from training.recipe import CLI_RECIPE

@@ -1,5 +1,8 @@
-"""The Siamese noise-trace detector: model, streaming data, training, evaluation, pictures.
+"""What makes a model: the Siamese noise-trace detector and its MesoNet baselines, noise
+extractors and their weights, the data stages that stream shards, self-blending, the
+residual cache, the training loop, checkpoints, denoiser pretraining and presets; and the
+metrics and predictions the loop validates with.
 
-Needs `shards/` and torch; never Beam, dlib or ffmpeg, so a GPU node installs only the
-`training` extra.
+May import `shards/` and torch; never Beam, dlib or ffmpeg (a GPU node installs only the
+`training` extra), and none of `evaluation/`, `reports/`, `detection/`, which build on it.
 """

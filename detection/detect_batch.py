@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
+from detection.verdict import Threshold, VideoVerdict, detect_video
 from pipeline.pairs import ExtractOptions, Failure
 from shards.info import is_url
 from shards.progress import ProgressLines, Tally
-from training.verdict import Threshold, VideoVerdict, detect_video
 
 CSV_COLUMNS = ("video", "verdict", "p_fake", "threshold", "frames", "reason")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from training.evaluate import METRICS_NAME, PREDICTIONS_NAME, plot_roc
+from evaluation.evaluate import METRICS_NAME, PREDICTIONS_NAME, plot_roc
 from training.presets import DEFAULT_MODEL_KIND
 
 TABLE_NAME = "comparison"  # .md and .csv

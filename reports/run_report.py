@@ -22,9 +22,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from training.crossval import RESULT_JSON as CROSSVAL_JSON  # noqa: E402
-from training.evaluate import METRICS_NAME as EVAL_METRICS, PREDICTIONS_NAME, plot_roc  # noqa: E402
-from training.html_page import definitions, esc, fmt, image, page, table, write_page  # noqa: E402
+from evaluation.crossval import RESULT_JSON as CROSSVAL_JSON  # noqa: E402
+from evaluation.evaluate import METRICS_NAME as EVAL_METRICS, PREDICTIONS_NAME, plot_roc  # noqa: E402
+from reports.html_page import definitions, esc, fmt, image, page, table, write_page  # noqa: E402
 from training.metrics import per_group_mean  # noqa: E402
 from training.train import CONFIG_NAME, METRICS_NAME as TRAIN_METRICS  # noqa: E402
 

@@ -1,11 +1,11 @@
 """`detect`: a verdict on whole videos with a trained checkpoint.
 
-Each video is judged by `training.verdict` (the pipeline's own crops, scored by the model,
-against the checkpoint's decision threshold); that is the one place `training/` touches
+Each video is judged by `detection.verdict` (the pipeline's own crops, scored by the model,
+against the checkpoint's decision threshold); that is the one place the project outside `pipeline/` touches
 FFmpeg and dlib (the `detect` extra). Beam is needed only to list `--input` as
 `build-shards` does. `--report` writes the evidence behind each verdict as HTML pages
-(`training.detect_report`), `--output` one CSV row per video as it is judged
-(`training.detect_batch`).
+(`reports.detect_report`), `--output` one CSV row per video as it is judged
+(`detection.detect_batch`).
 """
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import json
 
 import click
 
+from detection.detect_batch import ResultsCsv, VideoProgress, judge, list_inputs
+from detection.detect_reference import EvidenceTap, judge_reference
+from detection.verdict import FALLBACK_SOURCE, VideoVerdict, crop_options, decision_threshold
 from pipeline.pairs import NO_RESIZE, RESIZE_FILTERS
 from training.checkpoint import detector_from_checkpoint, load_checkpoint
 from training.cli import one_line_errors
-from training.detect_batch import ResultsCsv, VideoProgress, judge, list_inputs
-from training.detect_reference import EvidenceTap, judge_reference
 from training.device import resolve_device
-from training.verdict import FALLBACK_SOURCE, VideoVerdict, crop_options, decision_threshold
 
 
 def _table(v: VideoVerdict) -> str:
@@ -81,7 +81,7 @@ def detect(videos: tuple[str, ...], input_spec: str | None, references: tuple[st
         click.echo(footage.summary(), err=True)
     pages = None
     if report:
-        from training.detect_report import Report
+        from reports.detect_report import Report
 
         pages = Report(report, checkpoint, ckpt, model, cut, dev, footage.summary() if footage else None)
     progress = VideoProgress(len(inputs))

@@ -4,7 +4,7 @@ The face-versus-background noise mismatch is real but smaller than how much the 
 quantity differs between sources (camera, codec, scene), so one threshold for every video
 sits near chance. Measured against a reference of the same source, that variation cancels:
 a suspect whose face is smoother than its reference's faces has lost the source's fine
-noise. A reference is the per-keyframe evidence (`training.evidence`) of one or more
+noise. A reference is the per-keyframe evidence (`detection.evidence`) of one or more
 authentic videos; a suspect's departure is how far its mean lies from the reference's,
 in the reference's own spread, signed so that larger means less like it.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from training.evidence import EVIDENCE
+from detection.evidence import EVIDENCE
 
 MIN_REFERENCE_KEYFRAMES = 8  # fewer, and the reference's spread is mostly the prior: no verdict
 UNLIKE_AT = 2.0  # a departure of this many reference spreads or more: "unlike its reference"

@@ -1,5 +1,5 @@
 """`detect --reference`: authentic footage of the suspects' source, cropped and scored
-exactly as the suspects are, and each suspect compared with it (`training.reference`).
+exactly as the suspects are, and each suspect compared with it (`detection.reference`).
 
 The reference videos go through `judge` like any suspect (so an unreadable one is a
 reason, not a crash), with a tap that keeps each pair's parameter-free evidence; the
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from detection.detect_batch import Item, judge, list_inputs
+from detection.evidence import EVIDENCE, pair_evidence
+from detection.reference import Comparison, Reference, compare
+from detection.verdict import Threshold, VideoVerdict
 from pipeline.pairs import ExtractOptions, FramePair
-from training.detect_batch import Item, judge, list_inputs
-from training.evidence import EVIDENCE, pair_evidence
-from training.reference import Comparison, Reference, compare
-from training.verdict import Threshold, VideoVerdict
 
 
 class EvidenceTap:

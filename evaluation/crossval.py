@@ -222,7 +222,7 @@ def pooled_summary(predictions: list[dict[str, Any]], folds: list[dict[str, Any]
     """`evaluate`'s metrics over prediction lines from several folds; the within-group
     figure from the folds' own, pair-weighted, so that each real/fake comparison is made by
     one model (by method, a group's reals and fakes sit in different folds)."""
-    from training.evaluate import summarize
+    from evaluation.evaluate import summarize
 
     labels = np.array([r["cls"] for r in predictions], dtype=np.int64)
     probs = np.array([r["fake_probability"] for r in predictions], dtype=np.float64)
@@ -306,7 +306,7 @@ def run_crossval(shards: str, output: str, by: str = "group", folds: int = 5, va
                  fold_seed: int = 0, checkpoint: str = "best", **train_options: Any) -> dict[str, Any]:
     """Plan, train and score every fold with its `checkpoint` ("best" or "last"); write
     OUTPUT/crossval.json and crossval.md."""
-    from training.evaluate import PREDICTIONS_NAME, run_evaluation
+    from evaluation.evaluate import PREDICTIONS_NAME, run_evaluation
     from training.train import BEST_NAME, LAST_NAME, TrainConfig, run_training
 
     checkpoint_name = {"best": BEST_NAME, "last": LAST_NAME}[checkpoint]

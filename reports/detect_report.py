@@ -13,7 +13,7 @@ a run stopped half way leaves a report of the videos judged.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -26,11 +26,13 @@ from torch import nn  # noqa: E402
 from pipeline.geometry import Square  # noqa: E402
 from pipeline.keyframes import DecodeError, read_keyframes  # noqa: E402
 from pipeline.pairs import ExtractOptions, FramePair  # noqa: E402
+from reports.html_page import SORT_SCRIPT, css_class, definitions, esc, fmt, image, page, table, write_page  # noqa: E402
+from reports.visualize import noise_traces, visible_noise  # noqa: E402
 from training.detectors import model_kind  # noqa: E402
-from training.html_page import SORT_SCRIPT, css_class, definitions, esc, fmt, image, page, table, write_page  # noqa: E402
 from training.presets import DEFAULT_MODEL_KIND  # noqa: E402
-from training.verdict import Threshold, VideoVerdict  # noqa: E402
-from training.visualize import noise_traces, visible_noise  # noqa: E402
+
+if TYPE_CHECKING:  # detection/ imports reports/, never the reverse: the verdict types are only named here
+    from detection.verdict import Threshold, VideoVerdict
 
 INDEX_NAME = "index.html"
 FRAME_SIDE = 480  # longest side of a keyframe on its video's page

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from detection.reference import Comparison
 from pipeline.pairs import ExtractOptions, Failure, FramePair, frame_pairs
 from training.predict import predict_pairs
-from training.reference import Comparison
 
 LIKELY_FAKE, LIKELY_REAL, NO_USABLE_FACE, UNREADABLE = "likely fake", "likely real", "no usable face", "unreadable"
 DEFAULT_THRESHOLD = 0.5
