@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detection.evidence import EVIDENCE, pair_evidence
+from detection.evidence import EVIDENCE, PATCH, native_evidence, pair_evidence
 from detection.reference import DISTANCES, MIN_REFERENCE_KEYFRAMES, Reference
+from pipeline.pairs import NO_RESIZE
 from training.metrics import group_bootstrap_ci, roc_auc, video_auc
 
 NO_REFERENCE = {f"no reference: {name}": EVIDENCE.index(name) for name in ("face", "ratio")}
@@ -50,18 +51,25 @@ class Video:
         return np.stack(self.rows)[np.argsort(self.times, kind="stable")]
 
 
-def _shard_pairs(spec: str) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
+def _shard_pairs(spec: str) -> Iterator[tuple[dict, np.ndarray]]:
+    """The evidence of the shards' squares as stored: what detect measures only for shards
+    of native patches (`--resize-filter none`, 64 px), which the note says."""
     from shards.reader import iter_pairs
     from shards.source import open_shards
 
     source = open_shards(spec)
+    options = source.info.get("options", {})
+    if (options.get("resize_filter"), source.info.get("size")) != (NO_RESIZE, PATCH):
+        print(f"note: {spec} holds {options.get('resize_filter')}-resized {source.info.get('size')} px squares; "
+              f"detect --reference measures native {PATCH} px patches (build-shards --resize-filter none)")
     for split in source.info["splits"]:
         for pair in iter_pairs(source.urls(split)):
-            yield pair["meta"], pair["face"], pair["background"]
+            yield pair["meta"], pair_evidence(pair["face"], pair["background"])
 
 
 def _manifest_pairs(manifest: str, min_frames: int) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
-    """The pairs build-shards would make of the manifest's videos (default options)."""
+    """The pairs build-shards would make of the manifest's videos (default options), as
+    `detect --reference` measures them: native patches (`detection.evidence.native_evidence`)."""
     from pipeline.inputs import list_videos
     from pipeline.pairs import ExtractOptions, FramePair, frame_pairs
 
@@ -72,15 +80,15 @@ def _manifest_pairs(manifest: str, min_frames: int) -> Iterator[tuple[dict, np.n
             continue
         for pair in frame_pairs(record.path, record.video, detector, options):
             if isinstance(pair, FramePair):
-                yield {**record.meta(), "pts_time": pair.keyframe.pts_time}, pair.face, pair.background
+                yield {**record.meta(), "pts_time": pair.keyframe.pts_time}, native_evidence(pair)
 
 
-def load_videos(pairs: Iterator[tuple[dict, np.ndarray, np.ndarray]]) -> dict[str, Video]:
+def load_videos(pairs: Iterator[tuple[dict, np.ndarray]]) -> dict[str, Video]:
     videos: dict[str, Video] = {}
-    for meta, face, background in pairs:
+    for meta, evidence in pairs:
         v = videos.setdefault(meta["video"], Video(meta["label"], meta["group"], meta["dataset"], [], []))
         v.times.append(float(meta["pts_time"]))
-        v.rows.append(pair_evidence(face, background))
+        v.rows.append(evidence)
     return videos
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detection.detect_batch import Item, judge, list_inputs
-from detection.evidence import EVIDENCE, pair_evidence
+from detection.evidence import EVIDENCE, native_evidence
 from detection.reference import Comparison, Reference, compare
 from detection.verdict import Threshold, VideoVerdict
 from pipeline.pairs import ExtractOptions, FramePair
@@ -29,7 +29,7 @@ class EvidenceTap:
         self.rows: list[np.ndarray] = []
 
     def add(self, pair: FramePair) -> None:
-        self.rows.append(pair_evidence(pair.face, pair.background))
+        self.rows.append(native_evidence(pair))
         if self.inner is not None:
             self.inner.add(pair)
 

@@ -3,10 +3,13 @@
 The face-versus-background noise mismatch is real but smaller than how much the same
 quantity differs between sources (camera, codec, scene), so one threshold for every video
 sits near chance. Measured against a reference of the same source, that variation cancels:
-a suspect whose face is smoother than its reference's faces has lost the source's fine
-noise. A reference is the per-keyframe evidence (`detection.evidence`) of one or more
-authentic videos; a suspect's departure is how far its mean lies from the reference's,
-in the reference's own spread, signed so that larger means less like it.
+a suspect whose face carries other fine energy than its reference's faces, beside a
+background that does not, was not recorded as they were. A reference is the per-keyframe
+evidence (`detection.evidence`) of one or more authentic videos; a suspect's departure is
+how far its mean lies from the reference's, in the reference's own spread; larger means
+less like it. The default is unsigned: on the labelled clips a fake's face departed from
+its source's both ways (smoother after a swap, sharper where the fake was encoded more
+lightly than the source's reals).
 
 The spread of a short reference is poorly known, so it is shrunk toward a prior: the
 pooled within-video spread of the labelled set's real videos, worth `PRIOR_KEYFRAMES`
@@ -28,8 +31,9 @@ MIN_REFERENCE_KEYFRAMES = 8  # fewer, and the reference's spread is mostly the p
 UNLIKE_AT = 2.0  # a departure of this many reference spreads or more: "unlike its reference"
 PRIOR_KEYFRAMES = 8
 # Pooled within-video standard deviation of each evidence over the real videos of the
-# labelled set's area-64 shards (`python bench/reference_eval.py --shards dev8` prints it).
-PRIOR_SPREAD = np.array([0.256, 1.170, 1.202])
+# labelled set's native-patch shards (`build-shards ... --resize-filter none`, then
+# `python bench/reference_eval.py --shards nat64` prints it).
+PRIOR_SPREAD = np.array([0.394, 1.733, 1.785])
 UNLIKE, CONSISTENT = "unlike its reference", "consistent with its reference"
 FACE, BACKGROUND, RATIO = (EVIDENCE.index(name) for name in ("face", "background", "ratio"))
 
@@ -98,15 +102,28 @@ def _probit(p: float) -> float:
     return (lo + hi) / 2
 
 
-def _mahalanobis(reference: Reference, suspect: np.ndarray) -> float:
-    """Unsigned: the distance of the suspect's mean (face, background) from the
-    reference's, under the reference's covariance shrunk toward the prior."""
+def _unsigned_face(reference: Reference, suspect: np.ndarray) -> float:
+    """abs-face-z: a face off its source's energy either way (a fake re-encoded more lightly
+    than its source's reals carries more fine energy, not less)."""
+    return abs(_z(FACE)(reference, suspect))
+
+
+def _mahalanobis_rows(reference: Reference, rows: np.ndarray) -> np.ndarray:
+    """Unsigned, per row of (face, background) evidence: its distance from the reference's
+    mean under the reference's covariance shrunk toward the prior. The background is where
+    the face's departure is read against: a face that moves with its background (a darker
+    scene, a heavier encode) moves less far than one that moves alone."""
     cols = [FACE, BACKGROUND]
     n = reference.size
     cov = np.cov(reference.keyframes[:, cols].T) if n > 2 else np.zeros((2, 2))
     cov = (PRIOR_KEYFRAMES * np.diag(PRIOR_SPREAD[cols] ** 2) + (n - 1) * cov) / (PRIOR_KEYFRAMES + n - 1)
-    d = reference.mean[cols] - suspect[:, cols].mean(axis=0)
-    return float(np.sqrt(d @ np.linalg.solve(cov, d)))
+    d = rows[:, cols] - reference.mean[cols]
+    return np.sqrt(np.einsum("ij,ij->i", d, np.linalg.solve(cov, d.T).T))
+
+
+def _mahalanobis(reference: Reference, suspect: np.ndarray) -> float:
+    """The suspect's mean evidence's `_mahalanobis_rows` distance."""
+    return float(_mahalanobis_rows(reference, suspect.mean(axis=0, keepdims=True))[0])
 
 
 DISTANCES: dict[str, Callable[[Reference, np.ndarray], float]] = {
@@ -114,21 +131,16 @@ DISTANCES: dict[str, Callable[[Reference, np.ndarray], float]] = {
     "ratio-z": _z(RATIO),
     "face+ratio-z": _combined,
     "face-rank": _rank,
+    "abs-face-z": _unsigned_face,
     "mahalanobis": _mahalanobis,
 }
-DEFAULT_DISTANCE = "face-z"
+DEFAULT_DISTANCE = "mahalanobis"
 
 
 def departure(reference: Reference, suspect: np.ndarray, distance: str = DEFAULT_DISTANCE) -> float:
     """How far the suspect's keyframes (n, len(EVIDENCE)) lie from the reference, in its
     spreads; larger means less like it."""
     return DISTANCES[distance](reference, suspect)
-
-
-def _face_departures(reference: Reference, suspect: np.ndarray) -> np.ndarray:
-    """Each suspect keyframe's own face departure (the default distance per keyframe): the
-    report marks those at `UNLIKE_AT` or beyond as outside the reference's spread."""
-    return (reference.mean[FACE] - suspect[:, FACE]) / reference.spread[FACE]
 
 
 def _score_departure(reference_scores: np.ndarray, suspect_scores: np.ndarray) -> float | None:
@@ -151,33 +163,25 @@ class Comparison:
     reference_keyframes: int
     reference_videos: int
     reason: str = ""
-    reference_mean: float | None = None  # the face evidence's mean and spread
-    reference_spread: float | None = None
-    keyframe_evidence: list[float] = field(default_factory=list)  # the suspect's, in its keyframes' order
-    keyframe_departures: list[float] = field(default_factory=list)
+    keyframe_departures: list[float] = field(default_factory=list)  # each keyframe's own, in the keyframes' order
     model_departure: float | None = None
+    unlike_at: float = UNLIKE_AT
 
     @property
     def verdict(self) -> str | None:
-        return None if self.departure is None else (UNLIKE if self.departure >= UNLIKE_AT else CONSISTENT)
-
-    @property
-    def floor(self) -> float | None:
-        """The face evidence `UNLIKE_AT` reference spreads below the reference's mean: a
-        keyframe below it is outside the reference's spread."""
-        return None if self.reference_mean is None else self.reference_mean - UNLIKE_AT * self.reference_spread
+        return None if self.departure is None else (UNLIKE if self.departure >= self.unlike_at else CONSISTENT)
 
     @property
     def outside(self) -> list[bool]:
-        """Per suspect keyframe: at `UNLIKE_AT` reference spreads or more below its mean."""
-        return [d >= UNLIKE_AT for d in self.keyframe_departures]
+        """Per suspect keyframe: `UNLIKE_AT` reference spreads or more from its mean."""
+        return [d >= self.unlike_at for d in self.keyframe_departures]
 
     def line(self) -> str:
         """The verdict in words, with the size of the departure and what it rests on."""
         base = f"{self.reference_keyframes} reference keyframe(s) of {self.reference_videos} video(s)"
         if self.departure is None:
             return f"no reference verdict: {self.reason}"
-        return (f"{self.verdict}: departure {self.departure:+.2f} reference spreads (unlike at >= {UNLIKE_AT:g}), "
+        return (f"{self.verdict}: departure {self.departure:.2f} reference spreads (unlike at >= {self.unlike_at:g}), "
                 f"{sum(self.outside)} of {len(self.outside)} keyframe(s) outside its spread, against {base}")
 
     def to_json(self) -> dict:
@@ -197,9 +201,7 @@ def compare(reference: Reference, suspect: np.ndarray, reference_scores: np.ndar
         result.reason = "the suspect gave no face pair"
         return result
     result.departure = departure(reference, suspect)
-    result.reference_mean, result.reference_spread = float(reference.mean[FACE]), float(reference.spread[FACE])
-    result.keyframe_evidence = [float(x) for x in suspect[:, FACE]]
-    result.keyframe_departures = [float(x) for x in _face_departures(reference, suspect)]
+    result.keyframe_departures = [float(x) for x in _mahalanobis_rows(reference, suspect)]
     if reference_scores is not None and suspect_scores is not None:
         result.model_departure = _score_departure(np.asarray(reference_scores), np.asarray(suspect_scores))
     return result

@@ -145,23 +145,22 @@ class VideoEvidence:
         return self.src("pfake.png")
 
     def plot_reference(self, verdict: VideoVerdict) -> str | None:
-        """The suspect keyframes' face evidence over time inside the reference's band (its
-        mean, and the floor `UNLIKE_AT` spreads below it); None without a departure."""
+        """Each keyframe's departure from the reference over time, against the line where a
+        video is unlike it; None without a departure."""
         ref = verdict.reference
         if ref is None or ref.departure is None:
             return None
         order = by_time(verdict)
         t = np.array([verdict.keyframes[k]["pts_time"] for k in order])
-        y = np.array([ref.keyframe_evidence[k] for k in order])
+        d = np.array([ref.keyframe_departures[k] for k in order])
         out = np.array([ref.outside[k] for k in order], dtype=bool)
         fig, ax = plt.subplots(figsize=(7, 2.4), dpi=100)
-        ax.axhspan(ref.floor, ref.reference_mean + (ref.reference_mean - ref.floor), color="#cfe3f7",
-                   label=f"reference: mean \u00b1 {(ref.reference_mean - ref.floor) / ref.reference_spread:g} spreads")
-        ax.axhline(ref.reference_mean, color=BACKGROUND_COLOUR_HEX, lw=1)
-        ax.plot(t, y, "-", color="#888", lw=1)
-        ax.plot(t[~out], y[~out], "o", color="#444", ms=4, label="inside its spread")
-        ax.plot(t[out], y[out], "o", color=FACE_COLOUR_HEX, ms=5, label="below it")
-        ax.set(xlabel="time (s)", ylabel="log face high-pass energy")
+        ax.axhspan(0, ref.unlike_at, color="#cfe3f7", label=f"inside the reference's spread (< {ref.unlike_at:g})")
+        ax.plot(t, d, "-", color="#888", lw=1)
+        ax.plot(t[~out], d[~out], "o", color="#444", ms=4, label="keyframe inside")
+        ax.plot(t[out], d[out], "o", color=FACE_COLOUR_HEX, ms=5, label="keyframe outside")
+        ax.axhline(ref.departure, color=BACKGROUND_COLOUR_HEX, ls=":", lw=1, label=f"video departure {ref.departure:.2f}")
+        ax.set(xlabel="time (s)", ylabel="departure (reference spreads)", ylim=(0, max(ref.unlike_at, float(d.max())) * 1.1))
         ax.legend(loc="upper right", fontsize=7)
         fig.tight_layout()
         fig.savefig(os.path.join(self.dir, "reference.png"))
@@ -289,13 +288,15 @@ class Report:
                          f"data-departure=\"{'' if departure is None else repr(departure)}\"")
         headers = ["#", "video", "thumbnail", "verdict", "P(fake) vs threshold &#x21C5;", "frames", "reason"]
         headers += ["against the reference &#x21C5;"] if self.reference else []
+        unlike_at = next((v.reference.unlike_at for v, _ in self.rows if v.reference is not None), None)
         body = (f"<h1>noisetrace report: {len(self.rows)} video(s)</h1>"
                 f"<p>{esc(', '.join(f'{n} {k}' for k, n in counts.items()))}. A video is <b>likely fake</b> when the mean "
                 f"P(fake) of its keyframes is at or above the threshold, {self.threshold.value:.3f} "
                 f"({esc(self.threshold.source)}). Click a column marked &#x21C5; or # to sort; a name opens the frames and "
                 "noise traces behind its verdict.</p>"
-                + (f"<p>{esc(self.reference)}. A video is <b>unlike its reference</b> when its face's high-pass energy "
-                   "lies 2 or more of the reference's spreads below the reference keyframes' mean.</p>" if self.reference else "")
+                + (f"<p>{esc(self.reference)}. A video is <b>unlike its reference</b> when its keyframes' mean "
+                   f"face and background high-pass energies lie {unlike_at:g} or more of the reference's spreads from the "
+                   "reference keyframes' (a Mahalanobis distance).</p>" if unlike_at is not None else "")
                 + table(headers, rows, {0: "data-sort=\"order\"", 4: "data-sort=\"pfake\"", 7: "data-sort=\"departure\""}, attrs)
                 + "<h2>Model</h2>" + definitions(self.card))
         return page("noisetrace report", body, SORT_SCRIPT)

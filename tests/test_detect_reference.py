@@ -48,14 +48,14 @@ def test_a_fake_departs_from_its_real_footage_more_than_that_footages_second_hal
         assert judged["reference_keyframes"] >= MIN_REFERENCE_KEYFRAMES and judged["reference_videos"] == 1
         assert judged["reference_verdict"] in (UNLIKE, CONSISTENT) and judged["reference_reason"] == ""
     assert swapped["reference_departure"] > max(real_half["reference_departure"], 0.0)
-    assert real_half["reference_verdict"] == CONSISTENT
+    assert (real_half["reference_verdict"], swapped["reference_verdict"]) == (CONSISTENT, UNLIKE)
     index = (out / "index.html").read_text()
     assert "against the reference" in index and f"{swapped['reference_keyframes']} keyframe(s)" in index
     page = (out / "v0002.html").read_text()
     assert "Against its reference" in page and swapped["reference_verdict"] in page and "reference.png" in page
     assert os.path.getsize(out / "v0002" / "reference.png") > 1000
     table = CliRunner().invoke(detect, [fake, "--reference", first, "--checkpoint", tiny_checkpoint, *FRAMES])
-    assert f"against its reference: {swapped['reference_verdict']}: departure +" in table.stdout
+    assert f"against its reference: {UNLIKE}: departure {swapped['reference_departure']:.2f} reference spreads" in table.stdout
 
 
 def test_a_reference_without_faces_or_too_short_gives_a_line_and_no_verdict(tiny_checkpoint, halves, tmp_path):
