@@ -43,13 +43,17 @@ class EvidenceTap:
 
 
 def reference_items(specs: tuple[str, ...]) -> list[Item]:
-    """Each `--reference`: a video file, or a folder, glob or CSV listed as `--input` is."""
+    """Each `--reference`: a video file, or a folder, glob or CSV listed as `--input` is;
+    one that lists nothing is an error that names it, before any suspect is judged."""
     items: list[Item] = []
     for spec in specs:
         if os.path.isfile(spec) and not spec.lower().endswith(".csv"):
             items.append(Item(spec, spec))
-        else:
+            continue
+        try:
             items += list_inputs((), spec)
+        except ValueError as e:
+            raise ValueError(f"--reference {spec}: {e}") from e
     return items
 
 

@@ -74,6 +74,9 @@ def test_a_reference_without_faces_or_too_short_gives_a_line_and_no_verdict(tiny
     judged = json.loads(short.stdout)
     assert judged["reference_departure"] is None and 0 < judged["reference_keyframes"] < MIN_REFERENCE_KEYFRAMES
     assert f"fewer than {MIN_REFERENCE_KEYFRAMES}" in judged["reference_reason"]
+    nowhere = tmp_path / "nowhere"
+    missing = CliRunner().invoke(detect, [*args, "--reference", str(nowhere)])
+    assert missing.exit_code == 1 and f"Error: --reference {nowhere}: no files under" in missing.output
     plain = json.loads(CliRunner().invoke(detect, args).stdout)
     assert "reference_departure" not in plain  # without --reference, detect is as before
 
