@@ -157,6 +157,8 @@ def scores(suspects: list[Suspect]) -> dict[str, np.ndarray]:
 
 
 def table(title: str, suspects: list[Suspect], dropped: int, min_keyframes: int) -> str:
+    if not suspects:
+        return f"### {title}: no suspect with a reference ({dropped} left out: reference under {min_keyframes} keyframes)"
     labels = np.array([s.fake for s in suspects], dtype=np.int64)
     groups = [s.group for s in suspects]
     datasets = sorted({s.dataset for s in suspects})
