@@ -311,7 +311,7 @@ class Report:
                       f"<p class=\"muted small\">{esc(self.reference)}.</p>"]
             band = e.plot_reference(v)
             if band:
-                parts.append(image(band, "each keyframe's face evidence against the reference's spread"))
+                parts.append(image(band, "each keyframe's departure from the reference over time"))
         plot = e.plot_over_time(v)
         if plot:
             parts += ["<h2>P(fake) over time</h2>", image(plot, "P(fake) of each keyframe over time")]
