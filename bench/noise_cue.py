@@ -29,23 +29,12 @@ from collections import defaultdict
 
 import numpy as np
 
+from detection.evidence import log_ratio
 from pipeline.inputs import list_videos
 from pipeline.pairs import ExtractOptions, FramePair, frame_pairs
 from shards.reader import iter_pairs
 from shards.source import open_shards
 from training.metrics import group_bootstrap_ci, roc_auc, video_auc, within_group_auc
-
-
-def high_pass_energy(square: np.ndarray) -> float:
-    """Mean squared 4-neighbour Laplacian of the grey image: its finest-scale energy."""
-    g = square.astype(np.float32).mean(axis=2)
-    lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
-    return float((lap**2).mean()) + 1e-6
-
-
-def log_ratio(face: np.ndarray, background: np.ndarray) -> float:
-    """The cue of one pair: log of face over background high-pass energy."""
-    return float(np.log(high_pass_energy(face) / high_pass_energy(background)))
 
 
 def _per_video(ratios: dict[str, list[float]], meta: dict[str, dict]) -> dict[str, dict]:

@@ -14,6 +14,7 @@ import json
 import click
 
 from detection.detect_batch import ResultsCsv, VideoProgress, judge, list_inputs
+from detection.detect_reference import EvidenceTap, judge_reference
 from detection.verdict import FALLBACK_SOURCE, VideoVerdict, crop_options, decision_threshold
 from detection.weak_model import model_warning
 from pipeline.pairs import NO_RESIZE, RESIZE_FILTERS
@@ -24,9 +25,11 @@ from training.device import resolve_device
 
 def _table(v: VideoVerdict) -> str:
     if v.fake_probability is None:
-        return f"{v.video}: {v.verdict} ({v.reason})"
+        return f"{v.video}: {v.verdict} ({v.reason})" + (f"; {v.reference.line()}" if v.reference is not None else "")
     lines = [f"{v.video}: {v.verdict}: P(fake) {v.comparison()} (threshold) over {len(v.keyframes)} keyframe(s)"
              + (f", skipped {v.reason}" if v.failures else "")]
+    if v.reference is not None:
+        lines.append(f"  against its reference: {v.reference.line()}")
     lines += [f"  frame {k['frame_index']:6d}  t={k['pts_time']:8.2f}s  {k['frame_type']}  P(fake)={k['fake_probability']:.3f}"
               for k in v.keyframes]
     return "\n".join(lines)
@@ -38,6 +41,10 @@ def _table(v: VideoVerdict) -> str:
               help="Also judge every video of a directory, glob or CSV manifest (a 'path' column; labels optional), "
                    "local or gs://, as build-shards lists them.")
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False), help="best.pt or last.pt of a run.")
+@click.option("--reference", "references", multiple=True, metavar="VIDEO|DIR|GLOB|CSV",
+              help="Authentic footage of the suspects' source (channel, broadcast, camera, interview series); repeat for "
+                   "more. Each suspect is also judged by how far its evidence lies from this footage's, in the "
+                   "footage's own spread: 'unlike its reference' at 2 spreads or more. Needs 8 reference keyframes.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per video instead of a table.")
 @click.option("--report", type=click.Path(file_okay=False), default=None,
               help="Directory for a forensic report: index.html, one page per video with its frames, squares and noise traces.")
@@ -53,7 +60,7 @@ def _table(v: VideoVerdict) -> str:
 @click.option("--resize-filter", type=click.Choice([*sorted(RESIZE_FILTERS), NO_RESIZE]), default=None, help="Default: what the training shards used.")
 @click.option("--device", default=None, help="torch device; default CUDA when present, else CPU.")
 @one_line_errors
-def detect(videos: tuple[str, ...], input_spec: str | None, checkpoint: str, as_json: bool, report: str | None,
+def detect(videos: tuple[str, ...], input_spec: str | None, references: tuple[str, ...], checkpoint: str, as_json: bool, report: str | None,
            output: str | None, threshold: float | None, min_frames_per_video: int, max_keyframes_per_video: int,
            face_scale: float | None, resize_filter: str | None, device: str | None) -> None:
     """Per video: a verdict (likely fake / likely real against a threshold), P(fake) (mean over keyframes) and per-keyframe scores."""
@@ -72,16 +79,23 @@ def detect(videos: tuple[str, ...], input_spec: str | None, checkpoint: str, as_
     options = crop_options(config, min_frames=min_frames_per_video, max_keyframes=max_keyframes_per_video or None,
                            face_scale=face_scale, resize_filter=resize_filter)
     detector = options.detector()
+    footage = None
+    if references:
+        footage = judge_reference(references, model, options, dev, detector, cut)
+        click.echo(footage.summary(), err=True)
     pages = None
     if report:
         from reports.detect_report import Report
 
-        pages = Report(report, checkpoint, ckpt, model, cut, dev, warning)
+        pages = Report(report, checkpoint, ckpt, model, cut, dev, warning, footage.summary() if footage else None)
     progress = VideoProgress(len(inputs))
     with ResultsCsv(output) as rows, progress:
         for item in inputs:
             evidence = pages.video(item.name) if pages else None
-            verdict = judge(item, model, options, dev, detector, cut, evidence)
+            tap = EvidenceTap(evidence) if footage else evidence
+            verdict = judge(item, model, options, dev, detector, cut, tap)
+            if footage:
+                verdict.reference = footage.compare(verdict, tap)
             if pages:
                 pages.add(verdict, evidence)
             rows.write(verdict)

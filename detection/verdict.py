@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from detection.reference import Comparison
 from pipeline.pairs import ExtractOptions, Failure, FramePair, frame_pairs
 from training.predict import predict_pairs
 
@@ -56,6 +57,7 @@ class VideoVerdict:
     keyframes: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     threshold: Threshold = Threshold(DEFAULT_THRESHOLD, FALLBACK_SOURCE)
+    reference: Comparison | None = None  # `detect --reference`: the video against its source's footage
 
     @property
     def verdict(self) -> str:
@@ -84,7 +86,7 @@ class VideoVerdict:
     def to_json(self) -> dict[str, Any]:
         return {"video": self.video, "fake_probability": self.fake_probability, "verdict": self.verdict,
                 "threshold": self.threshold.value, "threshold_source": self.threshold.source, "reason": self.reason,
-                "keyframes": self.keyframes, "failures": self.failures}
+                "keyframes": self.keyframes, "failures": self.failures, **(self.reference.to_json() if self.reference else {})}
 
 
 def crop_options(config: dict[str, Any], **overrides: Any) -> ExtractOptions:

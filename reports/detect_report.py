@@ -41,6 +41,7 @@ NOISE_BATCH = 64  # squares per extractor pass: a long video's hundreds of keyfr
 FACE_COLOUR = (229, 57, 53)
 BACKGROUND_COLOUR = (30, 136, 229)
 FACE_COLOUR_HEX = "#%02x%02x%02x" % FACE_COLOUR
+BACKGROUND_COLOUR_HEX = "#%02x%02x%02x" % BACKGROUND_COLOUR
 
 
 def framed(frame: np.ndarray, squares: list[tuple[Square, tuple[int, int, int]]], side: int) -> Image.Image:
@@ -143,6 +144,29 @@ class VideoEvidence:
         plt.close(fig)
         return self.src("pfake.png")
 
+    def plot_reference(self, verdict: VideoVerdict) -> str | None:
+        """Each keyframe's departure from the reference over time, against the line where a
+        video is unlike it; None without a departure."""
+        ref = verdict.reference
+        if ref is None or ref.departure is None:
+            return None
+        order = by_time(verdict)
+        t = np.array([verdict.keyframes[k]["pts_time"] for k in order])
+        d = np.array([ref.keyframe_departures[k] for k in order])
+        out = np.array([ref.outside[k] for k in order], dtype=bool)
+        fig, ax = plt.subplots(figsize=(7, 2.4), dpi=100)
+        ax.axhspan(0, ref.unlike_at, color="#cfe3f7", label=f"inside the reference's spread (< {ref.unlike_at:g})")
+        ax.plot(t, d, "-", color="#888", lw=1)
+        ax.plot(t[~out], d[~out], "o", color="#444", ms=4, label="keyframe inside")
+        ax.plot(t[out], d[out], "o", color=FACE_COLOUR_HEX, ms=5, label="keyframe outside")
+        ax.axhline(ref.departure, color=BACKGROUND_COLOUR_HEX, ls=":", lw=1, label=f"video departure {ref.departure:.2f}")
+        ax.set(xlabel="time (s)", ylabel="departure (spreads)", ylim=(0, max(ref.unlike_at, float(d.max())) * 1.6))
+        ax.legend(loc="upper right", fontsize=7, ncol=2)
+        fig.tight_layout()
+        fig.savefig(os.path.join(self.dir, "reference.png"))
+        plt.close(fig)
+        return self.src("reference.png")
+
 
 def verdict_badge(v: VideoVerdict) -> str:
     return f"<span class=\"v {css_class(v.verdict)}\">{esc(v.verdict)}</span>"
@@ -154,6 +178,13 @@ def comparison_cell(v: VideoVerdict) -> str:
         return "<span class=\"muted\">-</span>"
     p, sign, t = v.comparison().split(" ")
     return f"<span class=\"pfake\">{p}</span> {'&ge;' if sign == '>=' else '&lt;'} {t}"
+
+
+def reference_cell(v: VideoVerdict) -> str:
+    """The verdict against the reference, the departure and what it rests on, or why there is none."""
+    if v.reference is None:
+        return "<span class=\"muted\">-</span>"
+    return esc(v.reference.line())
 
 
 def _counts(counts: dict[str, Any] | None) -> str:
@@ -218,8 +249,9 @@ class Report:
     """DIR/index.html and a page per video, for one `detect` run."""
 
     def __init__(self, root: str, checkpoint: str, ckpt: dict[str, Any], model: nn.Module, threshold: Threshold, device,
-                 model_warning: str | None) -> None:
+                 model_warning: str | None, reference: str | None = None) -> None:
         os.makedirs(root, exist_ok=True)
+        self.reference = reference  # `detect --reference`: the line that says what the reference rests on
         self.root = root
         self.index = os.path.join(root, INDEX_NAME)
         self.model, self.device, self.threshold = model, device, threshold
@@ -251,15 +283,23 @@ class Report:
         for n, (v, e) in enumerate(self.rows, start=1):
             thumb = image(e.thumbnail, f"first frame of {e.name}", "thumb") if e.thumbnail else "<span class=\"muted\">none</span>"
             rows.append([str(n), f"<a href=\"{esc(e.page)}\">{esc(v.video)}</a>", thumb, verdict_badge(v), comparison_cell(v),
-                         str(len(v.keyframes)), f"<span class=\"small\">{esc(v.reason)}</span>"])
-            attrs.append(f"data-order=\"{n}\" data-pfake=\"{'' if v.fake_probability is None else repr(v.fake_probability)}\"")
+                         str(len(v.keyframes)), f"<span class=\"small\">{esc(v.reason)}</span>"]
+                        + ([reference_cell(v)] if self.reference else []))
+            departure = v.reference.departure if v.reference is not None else None
+            attrs.append(f"data-order=\"{n}\" data-pfake=\"{'' if v.fake_probability is None else repr(v.fake_probability)}\" "
+                         f"data-departure=\"{'' if departure is None else repr(departure)}\"")
         headers = ["#", "video", "thumbnail", "verdict", "P(fake) vs threshold &#x21C5;", "frames", "reason"]
+        headers += ["against the reference &#x21C5;"] if self.reference else []
+        unlike_at = next((v.reference.unlike_at for v, _ in self.rows if v.reference is not None), None)
         body = (f"<h1>noisetrace report: {len(self.rows)} video(s)</h1>{self.warning}"
                 f"<p>{esc(', '.join(f'{n} {k}' for k, n in counts.items()))}. A video is <b>likely fake</b> when the mean "
                 f"P(fake) of its keyframes is at or above the threshold, {self.threshold.value:.3f} "
                 f"({esc(self.threshold.source)}). Click a column marked &#x21C5; or # to sort; a name opens the frames and "
                 "noise traces behind its verdict.</p>"
-                + table(headers, rows, {0: "data-sort=\"order\"", 4: "data-sort=\"pfake\""}, attrs)
+                + (f"<p>{esc(self.reference)}. A video is <b>unlike its reference</b> when its keyframes' mean "
+                   f"face and background high-pass energies lie {unlike_at:g} or more of the reference's spreads from the "
+                   "reference keyframes' (a Mahalanobis distance).</p>" if unlike_at is not None else "")
+                + table(headers, rows, {0: "data-sort=\"order\"", 4: "data-sort=\"pfake\"", 7: "data-sort=\"departure\""}, attrs)
                 + "<h2>Model</h2>" + definitions(self.card))
         return page("noisetrace report", body, SORT_SCRIPT)
 
@@ -268,6 +308,12 @@ class Report:
                  f"<p class=\"verdict\">{verdict_badge(v)} P(fake) {comparison_cell(v)} (threshold) over {len(v.keyframes)} keyframe(s)"
                  + (f"; <span class=\"muted\">{esc(v.reason)}</span>" if v.reason else "") + "</p>",
                  self.warning, f"<p class=\"muted small\">Threshold {v.threshold.value:.3f}: {esc(v.threshold.source)}.</p>"]
+        if v.reference is not None:
+            parts += ["<h2>Against its reference</h2>", f"<p>{reference_cell(v)}</p>",
+                      f"<p class=\"muted small\">{esc(self.reference)}.</p>"]
+            band = e.plot_reference(v)
+            if band:
+                parts.append(image(band, "each keyframe's departure from the reference over time"))
         plot = e.plot_over_time(v)
         if plot:
             parts += ["<h2>P(fake) over time</h2>", image(plot, "P(fake) of each keyframe over time")]
