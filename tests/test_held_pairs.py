@@ -71,7 +71,7 @@ def test_held_training_ends_with_the_streamed_weights_and_resumes_across_modes(s
     recipe = dict(fake_source="self-blend", self_blend=0.5, epochs=2)
     held = run_training(_run(shards, tmp_path / "held", **recipe))
     err = capfd.readouterr().err
-    assert "train: 48 pairs decoded once, held in memory (0.3 MB)" in err and "val: 32 pairs decoded once" in err
+    assert "train: 48 pairs held in memory (0.3 MB), decoded once" in err and "val: 32 pairs held in memory" in err
     streamed = run_training(_run(shards, tmp_path / "streamed", in_memory_mb=0, **recipe))
     assert "train: streamed from the shards every epoch" in capfd.readouterr().err
     assert _without_speed(held.history) == _without_speed(streamed.history)
@@ -79,7 +79,9 @@ def test_held_training_ends_with_the_streamed_weights_and_resumes_across_modes(s
     assert all(torch.equal(a[k], b[k]) for k in a)
 
     run_training(_run(shards, tmp_path / "switched", in_memory_mb=0, **{**recipe, "epochs": 1}))
+    capfd.readouterr()
     resumed = run_training(_run(shards, tmp_path / "switched", resume=True, **recipe))
+    assert "train: 48 pairs held in memory" in capfd.readouterr().err  # --in-memory-mb is not one of the saved options
     assert [r["epoch"] for r in resumed.history] == [2]
     assert _without_speed(read_jsonl(str(tmp_path / "switched" / "metrics.jsonl"))) == _without_speed(held.history)
     c = _weights(tmp_path / "switched")
@@ -91,4 +93,4 @@ def test_a_train_split_over_the_budget_streams_while_val_is_held(tmp_path, capfd
     run_training(_run(root, tmp_path / "run", epochs=1, in_memory_mb=1))
     err = capfd.readouterr().err
     assert "train: streamed from the shards every epoch (would pass --in-memory-mb 1)" in err
-    assert "val: 32 pairs decoded once" in err
+    assert "val: 32 pairs held in memory" in err

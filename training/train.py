@@ -31,10 +31,10 @@ from shards.checked import require_pairs
 from shards.lock import output_lock
 from shards.progress import ProgressLines
 from shards.info import info_summary
+from shards.schema import CLS_REAL
 from shards.source import ShardSource, open_shards
 from shards.space import find_out_of_space, write_file
 from training.checkpoint import load_checkpoint, save_checkpoint, saved_epochs
-from shards.schema import CLS_REAL
 from training.data import Sample, eval_loader, group_class_counts, held_nbytes, hold_decoded, train_loader
 from training.detectors import architecture, build_detector
 from training.device import autocast, place_model, resolve_device
@@ -211,7 +211,7 @@ def _hold(config: TrainConfig, split: str, lengths: dict[str, int], budget_bytes
     held = hold_decoded(lengths, budget_bytes, keep, config.on_bad_shard)
     if ctx.main and lengths:
         if held is not None:
-            what = f"{sum(map(len, held.values()))} pairs decoded once, held in memory ({held_nbytes(held) / 2**20:.1f} MB)"
+            what = f"{sum(map(len, held.values()))} pairs held in memory ({held_nbytes(held) / 2**20:.1f} MB), decoded once"
         else:
             what = "streamed from the shards every epoch" + (f" (would pass --in-memory-mb {config.in_memory_mb})" if budget_bytes > 0 else "")
         print(f"{split}: {what}", file=sys.stderr, flush=True)
