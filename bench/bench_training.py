@@ -1,10 +1,17 @@
 """Throughput of the detector and its loader (a script, not a test).
 
     python bench/bench_training.py [--presets tiny small paper] [--seconds 5] [--loader-pairs 4000] [--skip-cpu]
+    python bench/bench_training.py --shards DIR [--presets small] [--epochs 2] [--train-workers 0]
 
 Prints training and inference pairs/s per preset on the CPU, and on the GPU when one is
 present (fp32, bf16 autocast, bf16 + channels_last, bf16 + channels_last + torch.compile),
 and the loader's decoded pairs/s with 0 workers (one core, in process) and with N workers.
+
+With --shards, instead: train-from-shards' default recipe on those shards for --epochs at
+the first of --presets, streamed (`--in-memory-mb 0`, PNGs decoded every epoch) and then
+held in memory (the default), one after the other in this process: the training pairs/s
+of each, their ratio, and each run's wall and CPU time (decoding, validation and checkpoints
+included; CPU time, this process's, holds steadier than wall time on a shared machine).
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ from training.data import train_loader
 from training.device import autocast
 from training.model import SiameseNoiseNet, to_unit_float
 from training.presets import PRESETS
+from training.recipe import CLI_RECIPE
 
 
 def _timed(step: Callable[[], None], seconds: float, sync: Callable[[], None]) -> float:
@@ -119,6 +127,30 @@ def bench_loader(root: str, workers: int, batch: int, shuffle_buffer: int = 1000
     return n / (time.perf_counter() - start)
 
 
+def bench_held(shards: str, preset: str, epochs: int, workers: int) -> None:
+    """Streamed against held in memory: the same recipe, seed and batches (training.data), so
+    the difference is the decode and tar reads the held run does once instead of every epoch."""
+    from training.train import TrainConfig, run_training  # here: the model benchmarks need no shards
+
+    recipe = {**CLI_RECIPE, "epochs": epochs}
+    speed: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        # an uncounted epoch first: lazy imports and first-call set-up would otherwise land on the first mode
+        run_training(TrainConfig(shards=shards, output=os.path.join(tmp, "warm-up"), preset=preset, workers=workers,
+                                 device="cpu", **{**recipe, "epochs": 1}))
+        for mode, budget in (("streamed", 0), ("held", TrainConfig.in_memory_mb)):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            result = run_training(TrainConfig(shards=shards, output=os.path.join(tmp, mode), preset=preset, workers=workers,
+                                              device="cpu", in_memory_mb=budget, **recipe))
+            wall, cpu[mode] = time.perf_counter() - start, time.process_time() - cpu_start
+            speed[mode] = float(np.mean([r["pairs_per_s"] for r in result.history]))
+            print(f"{mode:8s} {preset} {epochs} epochs, {workers} workers: {speed[mode]:7.1f} training pairs/s, "
+                  f"{wall:6.1f} s wall, {cpu[mode]:6.1f} s CPU ({cpu[mode] / epochs:.1f} s/epoch)", flush=True)
+    print(f"held / streamed: {speed['held'] / speed['streamed']:.2f}x training pairs/s, "
+          f"{cpu['streamed'] / cpu['held']:.2f}x less CPU time", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["tiny", "small", "paper"], choices=sorted(PRESETS))
@@ -128,10 +160,16 @@ def main() -> None:
     parser.add_argument("--loader-pairs", type=int, default=4000)
     parser.add_argument("--loader-workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-cpu", action="store_true", help="Only GPU model figures (the paper preset takes minutes on a CPU).")
+    parser.add_argument("--shards", help="Real shards: time training streamed against held in memory instead (see above).")
+    parser.add_argument("--epochs", type=int, default=2, help="With --shards: epochs of each run.")
+    parser.add_argument("--train-workers", type=int, default=0, help="With --shards: DataLoader workers of each run.")
     args = parser.parse_args()
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, CUDA: "
           f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
+    if args.shards:
+        bench_held(args.shards, args.presets[0], args.epochs, args.train_workers)
+        return
     for preset in [] if args.skip_cpu else args.presets:
         train, infer = bench_model(preset, torch.device("cpu"), args.cpu_batch, args.seconds, "fp32")
         print(f"cpu  {preset:6s} fp32                     batch {args.cpu_batch:4d}: train {train:9.1f} pairs/s, inference {infer:9.1f} pairs/s", flush=True)

@@ -41,7 +41,8 @@ def require_pairs(count: int, root: str, split: str) -> None:
         raise BadShard(f"{root}: no readable pairs in split {split!r}: every shard is bad; rebuild the shards")
 
 
-def _read_whole(url: str, expected: int | None) -> Iterator[Sample]:
+def read_whole(url: str, expected: int | None) -> Iterator[Sample]:
+    """The decoded pairs of one shard, then its count checked: raises on any read error."""
     count = 0
     with wds.gopen(url) as stream:  # closed here, also when the consumer stops mid-shard
         for raw in group_by_keys(tar_file_expander([{"url": url, "stream": stream}])):
@@ -82,7 +83,7 @@ def checked_pairs(lengths: dict[str, int], on_bad: str = "stop") -> Callable[[It
             if url in bad:
                 continue
             try:
-                yield from _read_whole(url, lengths.get(url))
+                yield from read_whole(url, lengths.get(url))
             except Exception as exc:  # tar, gzip, PNG, JSON and count errors all mean "this shard is bad"
                 bad_shard(url, exc, on_bad)
                 bad.add(url)

@@ -104,31 +104,36 @@ def bad_shards(shards, tmp_path_factory):
 BAD_NAMES = r"train/pairs-00000[01]\.tar"
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_a_bad_shard_stops_training_naming_it(bad_shards, tmp_path, workers):
+# held in memory (the default for sets this small) or streamed (--in-memory-mb 0), the same outcome
+HELD_OR_STREAMED = [(0, []), (2, []), (2, ["--in-memory-mb", "0"])]
+
+
+@pytest.mark.parametrize("workers,extra", HELD_OR_STREAMED)
+def test_a_bad_shard_stops_training_naming_it(bad_shards, tmp_path, workers, extra):
     started = time.monotonic()
-    res = _train(bad_shards, tmp_path / "run", workers, timeout=120)
+    res = _train(bad_shards, tmp_path / "run", workers, *extra, timeout=120)
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
     error = _error(res.stderr)
     assert error.startswith("Error: bad shard ") and re.search(BAD_NAMES, error), error
     assert time.monotonic() - started < 60
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_skip_warns_about_each_bad_shard_and_trains_full_epochs(bad_shards, tmp_path, workers):
-    res = _train(bad_shards, tmp_path / "run", workers, "--on-bad-shard", "skip", timeout=180)
+@pytest.mark.parametrize("workers,extra", HELD_OR_STREAMED)
+def test_skip_warns_about_each_bad_shard_and_trains_full_epochs(bad_shards, tmp_path, workers, extra):
+    res = _train(bad_shards, tmp_path / "run", workers, "--on-bad-shard", "skip", *extra, timeout=180)
     assert res.returncode == 0, res.stderr[-2000:]
     for name in ("train/pairs-000000.tar", "train/pairs-000001.tar"):
         assert re.search(rf"BadShardWarning: bad shard \S*{re.escape(name)}: .*\(skipped\)", res.stderr), name
     assert [r["epoch"] for r in read_jsonl(str(tmp_path / "run" / "metrics.jsonl"))] == [1, 2, 3]
 
 
-def test_skip_with_every_shard_bad_is_an_error_not_a_hang(shards, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--in-memory-mb", "0"]])
+def test_skip_with_every_shard_bad_is_an_error_not_a_hang(shards, tmp_path, extra):
     root = str(tmp_path / "shards")
     shutil.copytree(shards, root)
     for url in split_lengths(root, "train"):
         os.truncate(url, 700)
-    res = _train(root, tmp_path / "run", 2, "--on-bad-shard", "skip", timeout=120)
+    res = _train(root, tmp_path / "run", 2, "--on-bad-shard", "skip", *extra, timeout=120)
     assert res.returncode == 1 and "every shard is bad" in _error(res.stderr), res.stderr[-2000:]
 
 

@@ -136,7 +136,7 @@ on_bad_shard_option = click.option("--on-bad-shard", type=click.Choice(["stop", 
 @click.option("--freeze-denoiser/--no-freeze-denoiser", default=False, show_default=True,
               help="Keep the extractor at --init-denoiser's weights (BatchNorm in eval mode): only the similarity head "
                    "learns, so it reads how face and background noise correlate and has little room to learn a clip's source.")
-@click.option("--resume", is_flag=True, help="Continue OUTPUT/last.pt with its saved options; only --shards, --epochs, --device, --compile and --on-bad-shard may change.")
+@click.option("--resume", is_flag=True, help="Continue OUTPUT/last.pt with its saved options; only --shards, --epochs, --device, --compile, --in-memory-mb and --on-bad-shard may change.")
 @click.option("--self-blend", type=click.FloatRange(0, 1), default=CLI_RECIPE["self_blend"], show_default=True,
               help="Fraction of each batch turned into self-blended fakes from real pairs.")
 @click.option("--recompress", type=click.FloatRange(0, 1), default=0.0, show_default=True,
@@ -157,6 +157,10 @@ on_bad_shard_option = click.option("--on-bad-shard", type=click.Choice(["stop", 
 @click.option("--input-size", type=click.IntRange(min=8), default=64, show_default=True, help="Side of the face/background squares in the shards.")
 @click.option("--compile/--no-compile", default=False, show_default=True,
               help="torch.compile the model: on an H200 the paper preset trains 1.45x faster, after about a minute of compiling.")
+@click.option("--in-memory-mb", type=click.IntRange(min=0), default=2048, show_default=True, metavar="MB",
+              help="Decode the train and val pairs once and deal every epoch from memory when they take at most MB "
+                   "per process (train first, val from what is left); 0 streams and decodes them every epoch. "
+                   "The batches are the same either way.")
 @_seed
 @workers_option
 @on_bad_shard_option

@@ -12,6 +12,10 @@ is reproducible and resuming at an epoch boundary replays exactly the same batch
 Conversion to float and [0, 1] scaling happens on the device (`training.model.to_unit_float`).
 A corrupt or truncated shard stops the loader with its name, or is skipped with a warning
 (`on_bad_shard`); skipping keeps the epoch length, since the shard list repeats.
+
+A split whose decoded pairs fit in memory (`hold_decoded`) is read and decoded once; the
+same stages then deal from those pairs (`held_pairs` in place of `checked_pairs`), so every
+epoch gives exactly the batches streaming gives, without a PNG decode or tar read.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import numpy as np
 import torch
 import webdataset as wds
 
-from shards.checked import bad_shard, checked_pairs
+from shards.checked import BadShard, bad_shard, checked_pairs, read_whole
 from shards.reader import sample_meta, shard_members
 from shards.source import ShardSource, open_shards
 from shards.schema import CLS_FAKE, CLS_REAL, LABEL_TO_CLS
@@ -144,6 +148,60 @@ def collate_pairs(samples: list[Sample]) -> Sample:
     }
 
 
+def pair_nbytes(sample: Sample) -> int:
+    """Bytes of a decoded pair's squares: what holding it costs (its key and meta are small beside them)."""
+    return sample["face"].nbytes + sample["background"].nbytes + sum(b.nbytes for b in sample["extra_backgrounds"])
+
+
+def held_nbytes(held: dict[str, list[Sample]]) -> int:
+    """Bytes of every pair `hold_decoded` holds: what is left of the budget for the next split."""
+    return sum(pair_nbytes(sample) for pairs in held.values() for sample in pairs)
+
+
+def hold_decoded(lengths: dict[str, int], budget_bytes: int, keep: Callable[[Sample], bool] | None = None,
+                 on_bad_shard: str = "stop") -> dict[str, list[Sample]] | None:
+    """{shard URL: its decoded pairs that `keep` keeps} for these shards ({url: samples}),
+    or None when they would take more than `budget_bytes`.
+
+    Decoding goes shard by shard and gives up as soon as the pairs held pass the budget: a
+    split too large costs at most the budget's worth of decoding, less than one epoch of
+    it. (Scaling the first shards up to the split would give up sooner, but misjudges a
+    split whose shards differ, e.g. one sorted by class.) A bad shard stops it or is left
+    out, warned about once, and every shard bad raises, as in `checked_pairs`.
+    """
+    if budget_bytes <= 0 or not lengths:
+        return None
+    held: dict[str, list[Sample]] = {}
+    used = 0
+    for url, expected in lengths.items():
+        try:
+            pairs = list(read_whole(url, expected))
+        except Exception as exc:  # as in checked_pairs: any read, decode or count error means "this shard is bad"
+            bad_shard(url, exc, on_bad_shard)
+            continue
+        held[url] = [p for p in pairs if keep is None or keep(p)]
+        used += sum(map(pair_nbytes, held[url]))
+        if used > budget_bytes:
+            return None
+    if not held:
+        raise BadShard(f"every shard is bad ({len(lengths)}), the last {list(lengths)[-1]}; rebuild the shards")
+    return held
+
+
+def held_pairs(held: dict[str, list[Sample]]) -> Stage:
+    """A stage: {'url'} items -> that shard's pairs from `hold_decoded`, the stand-in for
+    `checked_pairs` when a split is held (a bad shard left out yields nothing). Later stages
+    build new samples rather than change these, so the held pairs stay as decoded."""
+
+    def stage(src: Iterable[Sample]) -> Iterator[Sample]:
+        if not any(held.values()):  # the endless shard list would spin without ever ending an epoch
+            raise ValueError(f"none of the {len(held)} readable shard(s) holds a pair to train on")
+        for item in src:
+            yield from held.get(item["url"], ())
+
+    return stage
+
+
 def _already_collated(batch: Sample) -> Sample:
     """DataLoader's default would walk every meta dict of every batch converting nothing."""
     return batch
@@ -219,6 +277,7 @@ def train_loader(
     flip: bool = True,
     shuffle_buffer: int = 2000,
     on_bad_shard: str = "stop",
+    held: dict[str, list[Sample]] | None = None,
 ) -> tuple[wds.WebLoader, int]:
     """(loader for one epoch of this rank, batches it yields): fixed per epoch and rank.
 
@@ -228,7 +287,9 @@ def train_loader(
     (`group_class_counts`; see `group_keep_fraction`).
 
     `root` is what `--shards` takes (a shard root or a brace pattern), or those shards
-    already opened by `shards.source.open_shards`."""
+    already opened by `shards.source.open_shards`. `held` (`hold_decoded` of the split,
+    with every pair or, for `reals_only`, the reals) deals the pairs from memory: the same
+    batches, with no shard read."""
     source = open_shards(root)
     lengths = source.lengths(split)
     urls = list(lengths)
@@ -241,7 +302,7 @@ def train_loader(
             f"{world} x {max(workers, 1)}; use --workers {max(1, len(urls) // world)} or rebuild with more --min-shards"
         )
     stages: list[Any] = [shuffled_shards(urls, seed, epoch), wds.split_by_node, wds.split_by_worker,
-                         checked_pairs(lengths, on_bad_shard)]
+                         checked_pairs(lengths, on_bad_shard) if held is None else held_pairs(held)]
     samples = entry["num_samples"]
     if reals_only:
         samples = entry.get("class_counts", {}).get("real", 0)
@@ -265,14 +326,19 @@ def train_loader(
 
 
 def eval_loader(
-    urls: list[str], *, batch_size: int, workers: int = 0, lengths: dict[str, int] | None = None, on_bad_shard: str = "stop"
+    urls: list[str], *, batch_size: int, workers: int = 0, lengths: dict[str, int] | None = None, on_bad_shard: str = "stop",
+    held: dict[str, list[Sample]] | None = None,
 ) -> wds.WebLoader:
     """Every pair of `urls` exactly once, unshuffled, unflipped; the last batch may be short.
 
     `lengths` ({url: samples}, `shards.info.split_lengths`) lets a shortened shard count as bad.
+    `held` (`hold_decoded` of these shards) deals the pairs from memory, in the main process:
+    with nothing to decode, workers would only add their start-up.
     """
     pipeline = wds.DataPipeline(
-        wds.SimpleShardList(urls), wds.split_by_worker, checked_pairs(lengths or {}, on_bad_shard),
+        wds.SimpleShardList(urls), wds.split_by_worker,
+        checked_pairs(lengths or {}, on_bad_shard) if held is None else held_pairs(held),
         wds.batched(batch_size, collation_fn=collate_pairs, partial=True),
     )
-    return wds.WebLoader(pipeline, batch_size=None, num_workers=min(workers, len(urls)), collate_fn=_already_collated)
+    return wds.WebLoader(pipeline, batch_size=None, num_workers=min(workers, len(urls)) if held is None else 0,
+                         collate_fn=_already_collated)

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -30,10 +31,11 @@ from shards.checked import require_pairs
 from shards.lock import output_lock
 from shards.progress import ProgressLines
 from shards.info import info_summary
+from shards.schema import CLS_REAL
 from shards.source import ShardSource, open_shards
 from shards.space import find_out_of_space, write_file
 from training.checkpoint import load_checkpoint, save_checkpoint, saved_epochs
-from training.data import eval_loader, group_class_counts, train_loader
+from training.data import Sample, eval_loader, group_class_counts, held_nbytes, hold_decoded, train_loader
 from training.detectors import architecture, build_detector
 from training.device import autocast, place_model, resolve_device
 from training.metrics import accuracy, equal_error, finite_or_none, roc_auc
@@ -90,6 +92,9 @@ class TrainConfig:
     shuffle_buffer: int = 2000
     on_bad_shard: str = "stop"  # shards.checked.ON_BAD_SHARD: what a corrupt or truncated shard does
     compile: bool = False  # torch.compile the training model: faster steps after a minute of compiling
+    # decoded train and val pairs are held in memory, decoded once, when they take at most
+    # this many MB per process; 0 streams them from the shards every epoch. Same batches either way.
+    in_memory_mb: int = 2048
 
 
 LR_SCHEDULES = ("cosine", "constant")
@@ -192,19 +197,39 @@ def _image_batch(batch: dict[str, Any], config: TrainConfig, gen: torch.Generato
     return inputs, kwargs, labels
 
 
-def _validate(model: nn.Module, config: TrainConfig, source: ShardSource, device: torch.device, ctx: _Dist,
-              cache: ResidualCache | None = None) -> tuple[float, float, tuple[float, float]]:
+def _val_shards(config: TrainConfig, source: ShardSource, ctx: _Dist) -> dict[str, int]:
+    """{url: samples} of the validation shards this rank scores: round-robin over ranks
+    (a rank may get none: webdataset #68)."""
+    lengths = source.lengths(config.val_split)
+    return {url: lengths[url] for url in list(lengths)[ctx.rank :: ctx.world]}
+
+
+def _hold(config: TrainConfig, split: str, lengths: dict[str, int], budget_bytes: int, ctx: _Dist,
+          keep: Callable[[Sample], bool] | None = None) -> dict[str, list[Sample]] | None:
+    """`training.data.hold_decoded` of these shards, and a line on rank 0 saying whether the
+    split is held or streamed, so a slow run on a set that did not fit says why."""
+    held = hold_decoded(lengths, budget_bytes, keep, config.on_bad_shard)
+    if ctx.main and lengths:
+        if held is not None:
+            what = f"{sum(map(len, held.values()))} pairs held in memory ({held_nbytes(held) / 2**20:.1f} MB), decoded once"
+        else:
+            what = "streamed from the shards every epoch" + (f" (would pass --in-memory-mb {config.in_memory_mb})" if budget_bytes > 0 else "")
+        print(f"{split}: {what}", file=sys.stderr, flush=True)
+    return held
+
+
+def _validate(model: nn.Module, config: TrainConfig, shards: dict[str, int], device: torch.device, ctx: _Dist,
+              cache: ResidualCache | None = None, held: dict[str, list[Sample]] | None = None) -> tuple[float, float, tuple[float, float]]:
     """(accuracy, AUC, (equal-error threshold, rate)) over the whole validation split; every rank returns the same numbers.
 
-    Shards go round-robin to ranks (a rank may get none: webdataset #68) and predictions
+    Each rank scores its `shards` (`_val_shards`), from memory when `held`, and predictions
     are gathered, so no collective runs inside the per-rank loop.
     """
-    lengths = source.lengths(config.val_split)
-    urls = list(lengths)[ctx.rank :: ctx.world]
+    urls = list(shards)
     local = {"prob": np.zeros(0, np.float32), "cls": np.zeros(0, np.int64)}
     if urls:
         out = predict_loader(model, eval_loader(urls, batch_size=config.batch_size * 2, workers=config.workers,
-                                                  lengths=lengths, on_bad_shard=config.on_bad_shard), device, cache)
+                                                  lengths=shards, on_bad_shard=config.on_bad_shard, held=held), device, cache)
         local = {"prob": out["prob"], "cls": out["cls"]}
     parts = _gather(local, ctx)
     probs = np.concatenate([p["prob"] for p in parts])
@@ -222,8 +247,8 @@ def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
 
 def _resolve(config: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
     """With `resume`, the run's saved options win except where the run and its shards
-    now live, `epochs`, `device`, `compile` and `on_bad_shard` (so a run stopped by a bad
-    shard can go on skipping it); returns (config to use, checkpoint or None).
+    now live, `epochs`, `device`, `compile`, `in_memory_mb` and `on_bad_shard` (so a run
+    stopped by a bad shard can go on skipping it); returns (config to use, checkpoint or None).
 
     Everything else (preset, batch size, seed, workers...) fixes the batches each epoch
     sees, so changing it would silently break "a resumed run ends where an uninterrupted
@@ -236,7 +261,8 @@ def _resolve(config: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
     ckpt = load_checkpoint(last)
     saved = {f.name: ckpt["config"]["train"][f.name] for f in fields(TrainConfig) if f.name in ckpt["config"]["train"]}
     resumed = replace(TrainConfig(**saved), output=config.output, shards=config.shards, epochs=config.epochs,
-                      device=config.device, on_bad_shard=config.on_bad_shard, compile=config.compile, resume=True)
+                      device=config.device, on_bad_shard=config.on_bad_shard, compile=config.compile,
+                      in_memory_mb=config.in_memory_mb, resume=True)
     return resumed, ckpt
 
 
@@ -263,6 +289,8 @@ def _check_options(config: TrainConfig) -> None:
                          f"got {config.extractor!r} and {config.reference!r}")
     if config.extractor != "dncnn" and config.model != DEFAULT_MODEL_KIND:
         raise ValueError(f"--extractor {config.extractor} is the noise model's; model {config.model!r} has none")
+    if config.in_memory_mb < 0:
+        raise ValueError(f"--in-memory-mb must be 0 (always stream) or more, got {config.in_memory_mb}")
     if config.blend_variants < 1:
         raise ValueError(f"--blend-variants must be at least 1, got {config.blend_variants}")
     if config.freeze_denoiser and config.extractor == "dncnn" and not config.init_denoiser:
@@ -358,8 +386,15 @@ def _train(config: TrainConfig) -> TrainResult:
     # counted once: every epoch balances within groups by the same counts
     group_counts = (group_class_counts(source.urls("train"), config.on_bad_shard)
                     if config.balance and config.balance_by == "group" else None)
+    reals_only = config.fake_source == "self-blend"
     # a frozen extractor's residuals: read once, every epoch dealt from memory (training.residual_pairs)
     in_memory = ResidualPairs.load(source, "train", cache, config.on_bad_shard) if cache is not None else None
+    # otherwise the decoded pairs, when they fit: read once, every epoch dealt by the streaming stages
+    budget = config.in_memory_mb * 2**20
+    held_train = (_hold(config, "train", source.lengths("train"), budget, ctx, (lambda s: s["cls"] == CLS_REAL) if reals_only else None)
+                  if in_memory is None else None)
+    val_shards = _val_shards(config, source, ctx)
+    held_val = _hold(config, config.val_split, val_shards, budget - held_nbytes(held_train or {}), ctx)
     for epoch in range(start_epoch, config.epochs):
         for group in optimizer.param_groups:
             group["lr"] = epoch_lr(config, epoch)
@@ -367,15 +402,14 @@ def _train(config: TrainConfig) -> TrainResult:
         if in_memory is None:
             loader, batches = train_loader(
                 source, "train", batch_size=config.batch_size, epoch=epoch, seed=config.seed,
-                workers=config.workers, balance=config.balance, group_counts=group_counts, reals_only=config.fake_source == "self-blend",
-                shuffle_buffer=config.shuffle_buffer,
-                on_bad_shard=config.on_bad_shard,
+                workers=config.workers, balance=config.balance, group_counts=group_counts, reals_only=reals_only,
+                shuffle_buffer=config.shuffle_buffer, on_bad_shard=config.on_bad_shard, held=held_train,
             )
             steps = (_image_batch(batch, config, blend_gen, model, device) for batch in loader)
         else:
             indices, batches = in_memory.epoch_indices(
                 seed=config.seed, epoch=epoch, rank=ctx.rank, world=ctx.world, batch_size=config.batch_size,
-                reals_only=config.fake_source == "self-blend", balance=config.balance, group_counts=group_counts)
+                reals_only=reals_only, balance=config.balance, group_counts=group_counts)
             if batches == 0:
                 raise ValueError(f"{config.shards}: split 'train' gives fewer pairs an epoch than one batch of "
                                  f"{config.batch_size} x {ctx.world} rank(s); use a smaller --batch-size")
@@ -407,7 +441,7 @@ def _train(config: TrainConfig) -> TrainResult:
         elapsed = time.perf_counter() - started
         pairs_per_s = _all_mean(batches * config.batch_size / elapsed, ctx, device) * ctx.world
         epoch_loss = _all_mean(float(total) / batches, ctx, device)
-        val_accuracy, val_auc, (val_threshold, val_eer) = _validate(model, config, source, device, ctx, cache)
+        val_accuracy, val_auc, (val_threshold, val_eer) = _validate(model, config, val_shards, device, ctx, cache, held_val)
         record = {"epoch": epoch + 1, "loss": epoch_loss, "val_accuracy": val_accuracy, "val_auc": val_auc, "pairs_per_s": pairs_per_s,
                   "val_eer_threshold": val_threshold, "val_eer": val_eer}  # detect's decision threshold
         history.append(record)
