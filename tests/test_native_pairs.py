@@ -151,7 +151,7 @@ def test_detect_crops_every_window_the_checkpoints_shards_had(tiny_checkpoint, d
     """The windows travel from `_info.json` through the checkpoint to `detect`, which scores
     every window of every keyframe; the video's P(fake) is their mean."""
     from training.checkpoint import load_detector
-    from training.verdict import crop_options, detect_video
+    from detection.verdict import crop_options, detect_video
 
     model, config = load_detector(tiny_checkpoint)
     config = {**config, "shard_options": {**config.get("shard_options", {}), "resize_filter": "none", "windows": 3}}

@@ -204,11 +204,21 @@ def _val_shards(config: TrainConfig, source: ShardSource, ctx: _Dist) -> dict[st
     return {url: lengths[url] for url in list(lengths)[ctx.rank :: ctx.world]}
 
 
+def _check_input_size(config: TrainConfig, side: int) -> None:
+    """The model is built for `--input-size`: squares of another size are a usage error."""
+    if side != config.input_size:
+        raise ValueError(f"{config.shards}: shards hold {side}px squares but --input-size is "
+                         f"{config.input_size}; use --input-size {side}")
+
+
 def _hold(config: TrainConfig, split: str, lengths: dict[str, int], budget_bytes: int, ctx: _Dist,
           keep: Callable[[Sample], bool] | None = None) -> dict[str, list[Sample]] | None:
     """`training.data.hold_decoded` of these shards, and a line on rank 0 saying whether the
     split is held or streamed, so a slow run on a set that did not fit says why."""
     held = hold_decoded(lengths, budget_bytes, keep, config.on_bad_shard)
+    first = next((pairs[0] for pairs in (held or {}).values() if pairs), None)
+    if first is not None:  # before the line below: a run that cannot start says only why
+        _check_input_size(config, first["face"].shape[1])
     if ctx.main and lengths:
         if held is not None:
             what = f"{sum(map(len, held.values()))} pairs held in memory ({held_nbytes(held) / 2**20:.1f} MB), decoded once"
@@ -423,9 +433,7 @@ def _train(config: TrainConfig) -> TrainResult:
         lines = ProgressLines()
         bar = tqdm(steps, total=batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (ctx.main and lines.redraw), leave=False)
         for step, (inputs, kwargs, labels) in enumerate(bar):
-            if inputs[0].shape[-1] != config.input_size:
-                raise ValueError(f"{config.shards}: shards hold {inputs[0].shape[-1]}px squares but --input-size is "
-                                 f"{config.input_size}; use --input-size {inputs[0].shape[-1]}")
+            _check_input_size(config, inputs[0].shape[-1])
             labels = labels.to(device, non_blocking=True)
             with autocast(device):
                 loss = loss_fn(train_model(*inputs, **kwargs).float(), labels)
