@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 
@@ -90,16 +91,7 @@ def _rank(reference: Reference, suspect: np.ndarray) -> float:
     share = float(np.mean((r > s) + 0.5 * (r == s)))
     edge = 0.5 / (r.size * s.size)
     share = min(max(share, edge), 1 - edge)
-    return math.sqrt(2) * _probit(share)
-
-
-def _probit(p: float) -> float:
-    """The standard normal quantile, by bisection on erf (no scipy in the product)."""
-    lo, hi = -10.0, 10.0
-    for _ in range(80):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p else (lo, mid)
-    return (lo + hi) / 2
+    return math.sqrt(2) * NormalDist().inv_cdf(share)  # probit: the standard normal quantile
 
 
 def _unsigned_face(reference: Reference, suspect: np.ndarray) -> float:
