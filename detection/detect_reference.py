@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detection.detect_batch import Item, judge, list_inputs
-from detection.evidence import EVIDENCE, native_evidence
+from detection.evidence import evidence_rows, native_evidence
 from detection.reference import Comparison, Reference, compare
 from detection.verdict import Threshold, VideoVerdict
 from pipeline.pairs import ExtractOptions, FramePair
@@ -39,7 +39,7 @@ class EvidenceTap:
 
     @property
     def evidence(self) -> np.ndarray:
-        return np.stack(self.rows) if self.rows else np.zeros((0, len(EVIDENCE)))
+        return evidence_rows(self.rows)
 
 
 def reference_items(specs: tuple[str, ...]) -> list[Item]:
@@ -68,16 +68,15 @@ class ReferenceFootage:
 
     def summary(self) -> str:
         """One line: what the reference rests on, and why it cannot judge where it cannot."""
-        used = sum(1 for v in self.verdicts if v.keyframes)
         skipped = Counter(v.verdict for v in self.verdicts if not v.keyframes)
-        line = (f"reference: {self.reference.size} keyframe(s) from {used} of {len(self.verdicts)} video(s)"
+        line = (f"reference: {self.reference.size} keyframe(s) from {self.reference.videos} of {len(self.verdicts)} video(s)"
                 + "".join(f", {n} {kind}" for kind, n in sorted(skipped.items())))
         reason = self.reference.usable()
         return f"{line}; unusable: {reason}; no reference verdicts" if reason else line
 
     def compare(self, verdict: VideoVerdict, tap: EvidenceTap) -> Comparison:
         suspect_scores = np.array([k["fake_probability"] for k in verdict.keyframes])
-        evidence = tap.evidence if verdict.keyframes else np.zeros((0, len(EVIDENCE)))
+        evidence = tap.evidence if verdict.keyframes else evidence_rows([])
         return compare(self.reference, evidence, self.scores, suspect_scores)
 
 
@@ -90,8 +89,7 @@ def judge_reference(specs: tuple[str, ...], model, options: ExtractOptions, devi
         verdict = judge(item, model, options, device, detector, threshold, tap)
         verdicts.append(verdict)
         if verdict.keyframes:  # a video that failed half way scored none of the pairs it cropped
-            rows.append(tap.evidence)
+            rows += tap.rows
         scores += [k["fake_probability"] for k in verdict.keyframes]
     used = sum(1 for v in verdicts if v.keyframes)
-    return ReferenceFootage(Reference(np.concatenate(rows) if rows else np.zeros((0, len(EVIDENCE))), used),
-                            np.array(scores), verdicts)
+    return ReferenceFootage(Reference(evidence_rows(rows), used), np.array(scores), verdicts)

@@ -42,6 +42,12 @@ def pair_evidence(face: np.ndarray, background: np.ndarray) -> np.ndarray:
     return np.array([f, b, f - b])
 
 
+def evidence_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """Keyframes' `pair_evidence` as one (n, len(EVIDENCE)) array, the shape `Reference` and
+    `detection.reference.compare` take also when there are none."""
+    return np.stack(rows) if rows else np.zeros((0, len(EVIDENCE)))
+
+
 def native_evidence(pair: FramePair) -> np.ndarray:
     """`pair_evidence` of the squares' central `PATCH` pixels at the frame's own resolution."""
     image = pair.keyframe.image
