@@ -1,14 +1,17 @@
 """`detect --report DIR`: the evidence behind each verdict, as pages a person reads.
 
-DIR/index.html has a row per video (in input order; sortable by P(fake)); DIR/vNNNN.html
-shows one video: every keyframe scored, downscaled, with the face square and the background
-square drawn, both squares at the size the model saw them, their noise residuals as the
-paper's Fig. 6 (and `visualize`) draws them, and that frame's P(fake); a P(fake)-over-time
-plot; the failures; and the model card (checkpoint, what it was trained on, its validation
-figures, the threshold and where it came from). Images are files in DIR/vNNNN/, named by
-number, so no user file name ever becomes part of a path or URL; the pages refer to them
-relatively, so DIR opens from disk or from a zip. The index is rewritten after every video:
-a run stopped half way leaves a report of the videos judged.
+DIR/index.html has a row per video (in input order; sortable by P(fake), and with
+`--reference` by departure); DIR/vNNNN.html shows one video: with `--reference`, its
+verdict against the reference and each keyframe's departure over time; every keyframe
+scored, downscaled, with the face square and the background square drawn, both squares at
+the size the model saw them, their noise residuals as the paper's Fig. 6 (and `visualize`)
+draws them, and that frame's P(fake); a P(fake)-over-time plot; the failures; and the model
+card (checkpoint, what it was trained on, its validation figures, the threshold and where
+it came from). Every page repeats the weak-model sentence (`detection.weak_model`) where
+the checkpoint earns it. Images are files in DIR/vNNNN/, named by number, so no user file
+name ever becomes part of a path or URL; the pages refer to them relatively, so DIR opens
+from disk or from a zip. The index is rewritten after every video: a run stopped half way
+leaves a report of the videos judged.
 """
 from __future__ import annotations
 
