@@ -67,7 +67,7 @@ def _shard_pairs(spec: str) -> Iterator[tuple[dict, np.ndarray]]:
             yield pair["meta"], pair_evidence(pair["face"], pair["background"])
 
 
-def _manifest_pairs(manifest: str, min_frames: int) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
+def _manifest_pairs(manifest: str, min_frames: int) -> Iterator[tuple[dict, np.ndarray]]:
     """The pairs build-shards would make of the manifest's videos (default options), as
     `detect --reference` measures them: native patches (`detection.evidence.native_evidence`)."""
     from pipeline.inputs import list_videos
