@@ -15,6 +15,7 @@ import click
 
 from detection.detect_batch import ResultsCsv, VideoProgress, judge, list_inputs
 from detection.detect_reference import EvidenceTap, judge_reference
+from detection.reference import MIN_REFERENCE_KEYFRAMES, UNLIKE, UNLIKE_AT
 from detection.verdict import FALLBACK_SOURCE, VideoVerdict, crop_options, decision_threshold
 from detection.weak_model import model_warning
 from pipeline.pairs import NO_RESIZE, RESIZE_FILTERS
@@ -44,7 +45,8 @@ def _table(v: VideoVerdict) -> str:
 @click.option("--reference", "references", multiple=True, metavar="VIDEO|DIR|GLOB|CSV",
               help="Authentic footage of the suspects' source (channel, broadcast, camera, interview series); repeat for "
                    "more. Each suspect is also judged by how far its evidence lies from this footage's, in the "
-                   "footage's own spread: 'unlike its reference' at 2 spreads or more. Needs 8 reference keyframes.")
+                   f"footage's own spread: '{UNLIKE}' at {UNLIKE_AT:g} spreads or more. Needs {MIN_REFERENCE_KEYFRAMES} "
+                   "reference keyframes.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per video instead of a table.")
 @click.option("--report", type=click.Path(file_okay=False), default=None,
               help="Directory for a forensic report: index.html, one page per video with its frames, squares and noise traces.")
