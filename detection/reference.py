@@ -39,6 +39,12 @@ UNLIKE, CONSISTENT = "unlike its reference", "consistent with its reference"
 FACE, BACKGROUND, RATIO = (EVIDENCE.index(name) for name in ("face", "background", "ratio"))
 
 
+def _shrunk(prior: np.ndarray, sample: np.ndarray, n: int) -> np.ndarray:
+    """The (co)variance of `n` keyframes shrunk toward the prior's, which weighs as
+    `PRIOR_KEYFRAMES` keyframes: a short reference's own spread is poorly known."""
+    return (PRIOR_KEYFRAMES * prior + (n - 1) * sample) / (PRIOR_KEYFRAMES + n - 1)
+
+
 @dataclass(frozen=True)
 class Reference:
     """The per-keyframe evidence of a source's authentic footage, (n, len(EVIDENCE))."""
@@ -60,7 +66,7 @@ class Reference:
         a variance that weighs the prior as `PRIOR_KEYFRAMES` keyframes."""
         n = self.size
         var = self.keyframes.var(axis=0, ddof=1) if n > 1 else np.zeros(len(EVIDENCE))
-        return np.sqrt((PRIOR_KEYFRAMES * PRIOR_SPREAD**2 + (n - 1) * var) / (PRIOR_KEYFRAMES + n - 1))
+        return np.sqrt(_shrunk(PRIOR_SPREAD**2, var, n))
 
     def usable(self) -> str:
         """Why this reference cannot judge a clip, or "" when it can."""
@@ -108,7 +114,7 @@ def _mahalanobis_rows(reference: Reference, rows: np.ndarray) -> np.ndarray:
     cols = [FACE, BACKGROUND]
     n = reference.size
     cov = np.cov(reference.keyframes[:, cols].T) if n > 2 else np.zeros((2, 2))
-    cov = (PRIOR_KEYFRAMES * np.diag(PRIOR_SPREAD[cols] ** 2) + (n - 1) * cov) / (PRIOR_KEYFRAMES + n - 1)
+    cov = _shrunk(np.diag(PRIOR_SPREAD[cols] ** 2), cov, n)
     d = rows[:, cols] - reference.mean[cols]
     return np.sqrt(np.einsum("ij,ij->i", d, np.linalg.solve(cov, d.T).T))
 
