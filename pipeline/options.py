@@ -92,23 +92,20 @@ class BuildShardsOptions(PipelineOptions):
         """The options of the pairs; a combination they refuse (--windows 2 with a resizing
         filter) is an InputError, which `build-shards` shows as a usage error."""
         try:
-            return self._extract_options()
+            return ExtractOptions(
+                size=self.size,
+                face_scale=self.face_scale,
+                min_face_scale=self.min_face_scale,
+                resize_filter=self.resize_filter,
+                max_keyframes=self.max_keyframes_per_video or None,
+                min_frames=self.min_frames_per_video,
+                upsample=self.upsample,
+                detect_max_side=self.detect_max_side,
+                cnn_model=self.cnn_model,
+                timeout_s=self.ffmpeg_timeout,
+                max_pixels=self.max_frame_pixels,
+                backgrounds=self.backgrounds,
+                windows=self.windows,
+            )
         except ValueError as e:
             raise InputError(str(e)) from None
-
-    def _extract_options(self) -> ExtractOptions:
-        return ExtractOptions(
-            size=self.size,
-            face_scale=self.face_scale,
-            min_face_scale=self.min_face_scale,
-            resize_filter=self.resize_filter,
-            max_keyframes=self.max_keyframes_per_video or None,
-            min_frames=self.min_frames_per_video,
-            upsample=self.upsample,
-            detect_max_side=self.detect_max_side,
-            cnn_model=self.cnn_model,
-            timeout_s=self.ffmpeg_timeout,
-            max_pixels=self.max_frame_pixels,
-            backgrounds=self.backgrounds,
-            windows=self.windows,
-        )
