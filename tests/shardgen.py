@@ -36,9 +36,11 @@ def _content(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def make_pair(index: int, fake: bool, split: str, size: int, video: str | None = None, visible: bool = False,
-              extras: int | None = None) -> PairSample:
+              extras: int | None = None, native: bool = False) -> PairSample:
     """One pair; with `extras` (as `build-shards --backgrounds` gives), that many more
-    background squares of the same pattern and their `extra_background_boxes`."""
+    background squares of the same pattern and their `extra_background_boxes`; `native`:
+    the face is the middle window of a face square twice its side, as `build-shards
+    --resize-filter none` records it (`face_patch` inside `face_box`)."""
     rng = np.random.default_rng([index, int(fake), zlib.crc32(split.encode()) % 1000])
     real_p, fake_p = _pattern(size, 1), _pattern(size, 2)
     face = _content(rng, size) + (fake_p if fake else real_p) + rng.normal(0, 1.5, (size, size, 3))
@@ -52,6 +54,8 @@ def make_pair(index: int, fake: bool, split: str, size: int, video: str | None =
         "group": video, "frame_index": index, "pts": index * 512, "frame_size": [320, 240],
         "face_box": [10, 10, size], "background_box": [200, 120, size], "score": 1.0,
     }
+    if native:
+        meta.update(face_box=[10, 10, 2 * size], face_patch=[10 + size // 2, 10 + size // 2, size], window=0)
     to_u8 = lambda a: np.clip(np.rint(a), 0, 255).astype(np.uint8)  # noqa: E731
     more = [to_u8(_content(rng, size) + real_p + rng.normal(0, 1.5, (size, size, 3))) for _ in range(extras or 0)]
     if extras is not None:
@@ -61,16 +65,17 @@ def make_pair(index: int, fake: bool, split: str, size: int, video: str | None =
 
 def make_shards(root: str, counts: dict[str, int], shards_per_split: int = 2, size: int = 32, fake_every: int = 2,
                 visible_fakes: bool = False, group_of: Callable[[int, str], str] | None = None,
-                backgrounds: int = 0) -> str:
+                backgrounds: int = 0, native: bool = False) -> str:
     """Write `counts[split]` pairs per split over `shards_per_split` shards, plus `_info.json`.
     `group_of(index, label)` regroups pairs (by default each video is its own group).
     `backgrounds` K > 0: pair i carries i % (K + 1) extra background squares, as frames
-    with more or less room do under `build-shards --backgrounds K`."""
+    with more or less room do under `build-shards --backgrounds K`. `native`: pairs as
+    `make_pair(native=True)` makes them."""
     records = []
     for split, n in counts.items():
         os.makedirs(os.path.join(root, split), exist_ok=True)
         samples = [make_pair(i, i % fake_every == 1, split, size, visible=visible_fakes,
-                             extras=i % (backgrounds + 1) if backgrounds else None) for i in range(n)]
+                             extras=i % (backgrounds + 1) if backgrounds else None, native=native) for i in range(n)]
         for i, sample in enumerate(samples):
             if group_of:
                 sample.meta["group"] = group_of(i, sample.meta["label"])

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from training.selfblend import self_blend, soft_ellipse_masks
+from training.selfblend import bank_blend, bank_key, patch_region, patch_regions, self_blend, soft_ellipse_masks
 
 
 def _faces(batch: int, height: int, width: int, seed: int) -> torch.Tensor:
@@ -109,3 +109,41 @@ def test_runs_on_the_gpu_with_a_cpu_generator():
     faces = _faces(4, 64, 64, 1).cuda()
     out, mask = _blend_and_mask(faces, seed=2)
     assert out.is_cuda and torch.equal(out[mask == 0], faces[mask == 0])
+
+
+def test_a_window_is_blended_in_its_face_squares_geometry():
+    """The mask of a native window is the face square's mask read where the window lies: a
+    64 px window in the middle of a 128 px square gets exactly the middle of that square's
+    128 px mask, so it is blended almost all over, as a swap pastes the whole middle of a face."""
+    whole = soft_ellipse_masks(6, 128, 128, torch.Generator().manual_seed(5))
+    window = soft_ellipse_masks(6, 64, 64, torch.Generator().manual_seed(5), regions=torch.tensor([[0.25, 0.25, 0.5]] * 6))
+    assert torch.allclose(window, whole[..., 32:96, 32:96], atol=1e-5)
+    as_if_whole = soft_ellipse_masks(6, 64, 64, torch.Generator().manual_seed(5))
+    assert window.mean() > 0.7 > 0.4 > as_if_whole.mean()
+
+
+def test_whole_squares_blend_bit_for_bit_as_before():
+    """Area-resized squares are their whole face square: region (0, 0, 1) or none, the same blend."""
+    faces = _faces(5, 64, 64, 1)
+    before = self_blend(faces, torch.Generator().manual_seed(9))
+    assert torch.equal(self_blend(faces, torch.Generator().manual_seed(9), torch.tensor([[0.0, 0.0, 1.0]] * 5)), before)
+    assert torch.equal(bank_blend(faces[0], 8, 3), bank_blend(faces[0], 8, 3, (0.0, 0.0, 1.0)))
+    assert bank_key("d", 8, 3) == "d-blend8x3" == bank_key("d", 8, 3, (0.0, 0.0, 1.0))
+
+
+def test_regions_come_from_the_pairs_boxes():
+    native = {"face_box": [1203, 291, 113], "face_patch": [1227, 315, 64]}  # a real pair's boxes (dfd)
+    area = {"face_box": [1203, 291, 113]}
+    assert patch_region(native) == pytest.approx((24 / 113, 24 / 113, 64 / 113))
+    assert patch_region(area) == (0.0, 0.0, 1.0)
+    regions = patch_regions([native, area])
+    assert regions.shape == (2, 3) and regions[1].tolist() == [0.0, 0.0, 1.0]
+    assert patch_regions([native, area], "patch") is None and patch_regions([area, area]) is None
+    with pytest.raises(ValueError, match="self-blend mask"):
+        patch_regions([native], "ellipse")
+    faces = _faces(1, 64, 64, 2)
+    region = patch_region(native)
+    assert torch.equal(bank_blend(faces[0], 8, 1, region), bank_blend(faces[0], 8, 1, region))
+    assert not torch.equal(bank_blend(faces[0], 8, 1, region), bank_blend(faces[0], 8, 1))
+    assert bank_key("d", 8, 1, region) != bank_key("d", 8, 1)
+

@@ -283,6 +283,32 @@ def test_self_blend_turns_real_pairs_into_fakes(small_shards, tmp_path):
     assert result.history[0]["epoch"] == 1
 
 
+@pytest.mark.parametrize("frozen", [False, True], ids=["images", "cached-residuals"])
+def test_self_blend_mask_draws_native_windows_in_their_face_square(tmp_path, frozen):
+    """--self-blend-mask face-square (the default) blends a native window where its face square's
+    ellipse lies, so the run differs from --self-blend-mask patch; on area squares, which are
+    their whole face square, the two are the same run. Both the streamed images and the
+    frozen extractor's cached bank of blends follow the option."""
+    from training.noise_nets import DnCNN
+    from training.weights import save_denoiser
+
+    den = str(tmp_path / "den.pt")
+    torch.manual_seed(1)
+    save_denoiser(den, DnCNN(4, 16), {})
+    frozen_kw = {"init_denoiser": den, "freeze_denoiser": True, "residual_cache": str(tmp_path / "cache")} if frozen else {}
+    losses = {}
+    for layout in ("area", "native"):
+        root = make_shards(str(tmp_path / layout), {"train": 64, "val": 32}, size=SIZE, native=layout == "native")
+        for mask in ("face-square", "patch"):
+            result = run_training(_tiny(root, str(tmp_path / f"{layout}-{mask}"), epochs=1, fake_source="self-blend",
+                                        self_blend=0.5, self_blend_mask=mask, **frozen_kw))
+            losses[layout, mask] = result.history[0]["loss"]
+    assert losses["area", "face-square"] == losses["area", "patch"]
+    assert losses["native", "face-square"] != losses["native", "patch"]
+    with pytest.raises(ValueError, match="self-blend mask must be one of"):
+        run_training(_tiny(root, str(tmp_path / "bad"), fake_source="self-blend", self_blend=0.5, self_blend_mask="ellipse"))
+
+
 def test_fake_source_self_blend_trains_on_reals_alone(small_shards, tmp_path):
     loader, batches = train_loader(small_shards, batch_size=8, epoch=0, reals_only=True)
     labels = torch.cat([b["cls"] for b in loader])

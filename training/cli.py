@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from training.presets import DEFAULT_MODEL_KIND, EXTRACTORS, MODEL_KINDS, PRESETS, REFERENCES
-from training.recipe import CLI_RECIPE
+from training.recipe import BLEND_MASKS, CLI_RECIPE
 
 _EXPECTED = (ValueError, FileNotFoundError)  # NotACheckpoint is a ValueError
 EXISTING_DIR = click.Path(exists=True, file_okay=False)
@@ -139,6 +139,10 @@ on_bad_shard_option = click.option("--on-bad-shard", type=click.Choice(["stop", 
 @click.option("--resume", is_flag=True, help="Continue OUTPUT/last.pt with its saved options; only --shards, --epochs, --device, --compile, --in-memory-mb and --on-bad-shard may change.")
 @click.option("--self-blend", type=click.FloatRange(0, 1), default=CLI_RECIPE["self_blend"], show_default=True,
               help="Fraction of each batch turned into self-blended fakes from real pairs.")
+@click.option("--self-blend-mask", type=click.Choice(BLEND_MASKS), default="face-square", show_default=True,
+              help="Where a self-blend's soft ellipse is drawn: face-square, in the geometry of the pair's face square, so "
+                   "a native window (build-shards --resize-filter none) is blended where a swap would paste; patch, over "
+                   "the stored square as if it were the whole face. The same on area-resized squares.")
 @click.option("--recompress", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of training pairs JPEG re-encoded, face and background together at one random quality, "
                    "so a clip's compression level is not a cue.")

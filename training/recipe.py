@@ -11,3 +11,9 @@ counts steps: a larger batch takes fewer of them per epoch).
 from __future__ import annotations
 
 CLI_RECIPE = {"fake_source": "self-blend", "self_blend": 0.5, "epochs": 60, "batch_size": 32, "extractor": "dncnn"}
+
+# `train-from-shards --self-blend-mask`: where a self-blend's ellipse is drawn (training.selfblend).
+# `face-square`: in the geometry of the pair's face square, so a native window is blended where
+# a swap pastes; `patch`: over the stored square as if it were the whole face (how blends were
+# made before). The two agree on area-resized squares, which are the whole face square.
+BLEND_MASKS = ("face-square", "patch")

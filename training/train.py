@@ -45,6 +45,8 @@ from training.predict import pair_inputs, predict_loader
 from training.recompress import recompress_pairs
 from training.residual_pairs import ResidualPairs
 from training.residuals import CACHE_OFF, ResidualCache, cache_for, frozen_extractor
+from training.recipe import BLEND_MASKS
+from training.selfblend import patch_regions, self_blend
 from training.weights import dncnn_file_size
 
 CONFIG_NAME = "config.json"
@@ -79,6 +81,7 @@ class TrainConfig:
     freeze_denoiser: bool = False
     resume: bool = False
     self_blend: float = 0.0
+    self_blend_mask: str = "face-square"  # training.selfblend.BLEND_MASKS: where a self-blend's ellipse is drawn
     recompress: float = 0.0  # share of pairs JPEG re-encoded (face and background together) each batch
     fake_source: str = "shards"  # FAKE_SOURCES
     seed: int = 0
@@ -165,21 +168,21 @@ def _gather(obj: Any, ctx: _Dist) -> list[Any]:
     return out
 
 
-def _apply_self_blend(faces: torch.Tensor, labels: torch.Tensor, fraction: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Turn round(fraction x batch) real pairs into fakes: face <- self_blend(face), label 1.
+def _apply_self_blend(faces: torch.Tensor, labels: torch.Tensor, fraction: float, gen: torch.Generator,
+                      regions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn round(fraction x batch) real pairs into fakes: face <- self_blend(face), label 1;
+    `regions` (B, 3): where each face lies in its face square (training.selfblend.patch_regions).
 
     The background is untouched, so the blended face's noise no longer matches it: the
     same cue a face swap leaves, without needing a fake video.
     """
-    from training.selfblend import self_blend  # lazy: only runs that ask for it need it
-
     real = (labels == 0).nonzero().flatten()
     n = min(len(real), round(fraction * len(labels)))
     if n == 0:
         return faces, labels
     pick = real[torch.randperm(len(real), generator=gen)[:n]]
     faces, labels = faces.clone(), labels.clone()
-    faces[pick] = self_blend(faces[pick], gen)
+    faces[pick] = self_blend(faces[pick], gen, None if regions is None else regions[pick])
     labels[pick] = 1
     return faces, labels
 
@@ -190,7 +193,10 @@ def _image_batch(batch: dict[str, Any], config: TrainConfig, gen: torch.Generato
     self-blended and re-encoded as the options say, on `device`."""
     faces, labels, backgrounds = batch["face"], batch["cls"], batch["background"]
     if config.self_blend > 0:
-        faces, labels = _apply_self_blend(faces, labels, config.self_blend, gen)
+        # a flip (training.data.horizontal_flip) mirrors a window's place in its face square; the
+        # ellipse's place is drawn symmetric about the middle, so the blends' spread is unchanged
+        regions = patch_regions(batch["meta"], config.self_blend_mask)
+        faces, labels = _apply_self_blend(faces, labels, config.self_blend, gen, regions)
     if config.recompress > 0:
         faces, backgrounds = recompress_pairs(faces, backgrounds, config.recompress, gen)
     inputs, kwargs = pair_inputs(model, faces, backgrounds, device, batch["extra_background"], batch["extra_mask"])
@@ -283,6 +289,8 @@ def _check_options(config: TrainConfig) -> None:
         raise ValueError(f"lr schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
     if not 0.0 <= config.self_blend <= 1.0:
         raise ValueError(f"self-blend fraction must be in [0, 1], got {config.self_blend}")
+    if config.self_blend_mask not in BLEND_MASKS:
+        raise ValueError(f"self-blend mask must be one of {BLEND_MASKS}, got {config.self_blend_mask!r}")
     if not 0.0 <= config.recompress <= 1.0:
         raise ValueError(f"--recompress is a share of pairs, in [0, 1]; got {config.recompress}")
     if config.balance_by not in BALANCE_BY:
@@ -424,7 +432,8 @@ def _train(config: TrainConfig) -> TrainResult:
                 raise ValueError(f"{config.shards}: split 'train' gives fewer pairs an epoch than one batch of "
                                  f"{config.batch_size} x {ctx.world} rank(s); use a smaller --batch-size")
             steps = ((inputs, {"residuals": True}, labels) for inputs, labels in in_memory.batches(
-                indices, config.batch_size, blend_gen, cache, config.self_blend, config.blend_variants, model.reads_extra_backgrounds))
+                indices, config.batch_size, blend_gen, cache, config.self_blend, config.blend_variants, model.reads_extra_backgrounds,
+                config.self_blend_mask))
         train_model.train()
         if frozen:
             model.extractor.eval()  # BatchNorm keeps the given running statistics instead of this batch's
