@@ -26,7 +26,7 @@ from shards.schema import CLS_FAKE, CLS_REAL
 from shards.source import ShardSource
 from training.data import class_keep_fraction, eval_loader, group_keep_fraction
 from training.residuals import ResidualCache, square_digest
-from training.selfblend import WHOLE_SQUARE, bank_blend, bank_key, patch_region
+from training.selfblend import bank_blend, bank_key, patch_region
 
 Batch = tuple[list[torch.Tensor], torch.Tensor]
 
@@ -34,8 +34,9 @@ Batch = tuple[list[torch.Tensor], torch.Tensor]
 @dataclass
 class ResidualPairs:
     """Residuals (N,C,H,W) of faces and backgrounds, extras (N,K,C,H,W) and their mask,
-    labels, groups, and the real faces (uint8), digests and places in their face squares
-    (training.selfblend.patch_region) the self-blend bank starts from."""
+    labels, groups, and the real faces (uint8), digests and blend regions
+    (training.selfblend.patch_region, for the run's `--self-blend-mask`) the self-blend bank
+    starts from."""
 
     face: torch.Tensor
     background: torch.Tensor
@@ -48,7 +49,8 @@ class ResidualPairs:
     region: list[tuple[float, float, float]]
 
     @classmethod
-    def load(cls, source: ShardSource, split: str, cache: ResidualCache, on_bad_shard: str = "stop") -> "ResidualPairs":
+    def load(cls, source: ShardSource, split: str, cache: ResidualCache, on_bad_shard: str = "stop",
+             blend_mask: str = "face-square") -> "ResidualPairs":
         lengths = source.lengths(split)
         parts: dict[str, list] = {k: [] for k in ("face", "background", "extra", "extra_mask", "cls", "group", "digest", "region")}
         real_faces: dict[int, torch.Tensor] = {}
@@ -67,7 +69,7 @@ class ResidualPairs:
             parts["cls"].append(batch["cls"].numpy())
             parts["group"] += [m["group"] for m in batch["meta"]]
             parts["digest"] += digests
-            parts["region"] += [patch_region(m) for m in batch["meta"]]
+            parts["region"] += [patch_region(m, blend_mask) for m in batch["meta"]]
             real_faces.update({offset + i: face for i, face in enumerate(batch["face"]) if int(batch["cls"][i]) == CLS_REAL})
         face = torch.cat(parts["face"])
         pad = [torch.cat([e, e.new_zeros((e.shape[0], k_max - e.shape[1], *e.shape[2:]))], 1) for e in parts["extra"]]
@@ -101,10 +103,9 @@ class ResidualPairs:
         return order[rank::world], batches
 
     def batches(self, indices: np.ndarray, batch_size: int, gen: torch.Generator, cache: ResidualCache,
-                self_blend: float, variants: int, frame: bool, mask: str = "face-square") -> Iterator[Batch]:
+                self_blend: float, variants: int, frame: bool) -> Iterator[Batch]:
         """Batches of (model inputs as residuals, labels): half the pairs flipped, and
-        round(self_blend x batch) of the reals turned into one of their banked blends, their
-        ellipse drawn as `mask` says (training.selfblend.BLEND_MASKS)."""
+        round(self_blend x batch) of the reals turned into one of their banked blends."""
         for start in range(0, len(indices) - batch_size + 1, batch_size):
             idx = torch.from_numpy(indices[start : start + batch_size])
             labels = torch.from_numpy(self.cls[idx.numpy()]).long()
@@ -115,7 +116,7 @@ class ResidualPairs:
                 pick = real[torch.randperm(len(real), generator=gen)[:n]]
                 variant = torch.randint(variants, (n,), generator=gen).tolist()
                 sources = [int(idx[p]) for p in pick]
-                regions = [self.region[i] if mask == "face-square" else WHOLE_SQUARE for i in sources]
+                regions = [self.region[i] for i in sources]
                 keys = [bank_key(self.digest[i], variants, v, r) for i, v, r in zip(sources, variant, regions)]
                 blends = cache.get(keys, lambda pos: torch.stack([bank_blend(self.real_faces[sources[j]], variants, variant[j], regions[j])
                                                                   for j in pos]))

@@ -48,12 +48,15 @@ def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.G
     return (low + (high - low) * torch.rand(shape, generator=generator, device=generator.device)).to(device)
 
 
-def patch_region(meta: Mapping[str, Any]) -> tuple[float, float, float]:
-    """Where a pair's stored face square lies in its face square, in units of that square:
-    (left, top, side). A native window (`face_patch`, frame pixels) inside `face_box` gives
-    its own place; a pair without one holds the whole (resized) square: (0, 0, 1)."""
+def patch_region(meta: Mapping[str, Any], mask: str = "face-square") -> tuple[float, float, float]:
+    """Where a pair's stored face square lies in the square its blend's ellipse is drawn
+    over, in units of that square: (left, top, side). Mask "face-square": a native window
+    (`face_patch`, frame pixels) inside `face_box` gives its own place; a pair without one
+    holds the whole (resized) square: (0, 0, 1). Mask "patch": always (0, 0, 1)."""
+    if mask not in BLEND_MASKS:
+        raise ValueError(f"unknown self-blend mask {mask!r}; choose from {BLEND_MASKS}")
     window, box = meta.get("face_patch"), meta.get("face_box")
-    if not window or not box:
+    if mask == "patch" or not window or not box:
         return WHOLE_SQUARE
     (wx, wy, ws), (bx, by, bs) = window[:3], box[:3]
     return ((wx - bx) / bs, (wy - by) / bs, ws / bs)
@@ -61,11 +64,8 @@ def patch_region(meta: Mapping[str, Any]) -> tuple[float, float, float]:
 
 def patch_regions(metas: Sequence[Mapping[str, Any]], mask: str = "face-square") -> torch.Tensor | None:
     """(B, 3) float regions (`patch_region`) of a batch's pairs for `self_blend`, or None
-    (every mask over its stored square) for mask "patch" or when every pair holds its whole
-    square."""
-    if mask not in BLEND_MASKS:
-        raise ValueError(f"unknown self-blend mask {mask!r}; choose from {BLEND_MASKS}")
-    regions = [patch_region(m) for m in metas] if mask == "face-square" else []
+    when every pair's ellipse is drawn over its stored square."""
+    regions = [patch_region(m, mask) for m in metas]
     if all(r == WHOLE_SQUARE for r in regions):
         return None
     return torch.tensor(regions, dtype=torch.float32)

@@ -42,10 +42,10 @@ from training.metrics import accuracy, equal_error, finite_or_none, roc_auc
 from training.extractors import load_extractor
 from training.presets import DEFAULT_MODEL_KIND, EXTRACTORS, REFERENCES
 from training.predict import pair_inputs, predict_loader
+from training.recipe import BLEND_MASKS
 from training.recompress import recompress_pairs
 from training.residual_pairs import ResidualPairs
 from training.residuals import CACHE_OFF, ResidualCache, cache_for, frozen_extractor
-from training.recipe import BLEND_MASKS
 from training.selfblend import patch_regions, self_blend
 from training.weights import dncnn_file_size
 
@@ -406,7 +406,8 @@ def _train(config: TrainConfig) -> TrainResult:
                     if config.balance and config.balance_by == "group" else None)
     reals_only = config.fake_source == "self-blend"
     # a frozen extractor's residuals: read once, every epoch dealt from memory (training.residual_pairs)
-    in_memory = ResidualPairs.load(source, "train", cache, config.on_bad_shard) if cache is not None else None
+    in_memory = (ResidualPairs.load(source, "train", cache, config.on_bad_shard, config.self_blend_mask)
+                 if cache is not None else None)
     # otherwise the decoded pairs, when they fit: read once, every epoch dealt by the streaming stages
     budget = config.in_memory_mb * 2**20
     held_train = (_hold(config, "train", source.lengths("train"), budget, ctx, (lambda s: s["cls"] == CLS_REAL) if reals_only else None)
@@ -432,8 +433,7 @@ def _train(config: TrainConfig) -> TrainResult:
                 raise ValueError(f"{config.shards}: split 'train' gives fewer pairs an epoch than one batch of "
                                  f"{config.batch_size} x {ctx.world} rank(s); use a smaller --batch-size")
             steps = ((inputs, {"residuals": True}, labels) for inputs, labels in in_memory.batches(
-                indices, config.batch_size, blend_gen, cache, config.self_blend, config.blend_variants, model.reads_extra_backgrounds,
-                config.self_blend_mask))
+                indices, config.batch_size, blend_gen, cache, config.self_blend, config.blend_variants, model.reads_extra_backgrounds))
         train_model.train()
         if frozen:
             model.extractor.eval()  # BatchNorm keeps the given running statistics instead of this batch's
